@@ -1,0 +1,71 @@
+"""couponsvc: group-buy deals, tipping points, signed QR coupons, redemption at the till."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask
+
+from .config import load_settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The WSGI factory: `gunicorn 'couponsvc:create_app()'`.
+
+    Settings come from the environment (`couponsvc.config`); `config` overrides
+    them, which is how tests point an app at their database.
+    """
+    app = Flask(__name__, instance_path=os.environ.get("COUPONSVC_INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    app.config.update(load_settings(os.environ, app.instance_path))
+    app.config.update(config or {})
+    _configure(app)
+
+    from . import extensions, jobs, qr_keys, ratelimit
+    from .api import register_api
+    from .cli import register_cli
+    from .errors import register_error_handlers
+    from .health import health
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir())
+    ratelimit.init_app(app)
+    qr_keys.init_app(app)
+    jobs.init_app(app)
+    register_api(app)
+    app.register_blueprint(health)
+    register_error_handlers(app)
+    register_cli(app)
+    logging.getLogger("couponsvc").setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    return app
+
+
+def _configure(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_RECORD_QUERIES", False)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    if uri.startswith("sqlite"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 10, "pool_pre_ping": False,
+        })
+    app.config.update(
+        API_TITLE="couponsvc",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 2 * 1024 * 1024,
+    )
+
+
+def _migrations_dir() -> str:
+    return os.path.join(os.path.dirname(__file__), "migrations")

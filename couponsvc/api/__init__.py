@@ -1,0 +1,26 @@
+"""The HTTP API: one flask-smorest Blueprint per resource under /api/v1."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..extensions import api
+from . import campaigns, coupons, events, merchants, orders, redemptions
+from .schemas.common import ProblemSchema
+
+BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp)
+
+
+def register_api(app: Flask) -> None:
+    api.ERROR_SCHEMA = ProblemSchema
+    api.init_app(app, spec_kwargs={
+        "info": {"description": "Group-buying coupons: deals, tipping points, signed QR "
+                 "coupons, redemption at the till. Errors are application/problem+json."},
+    })
+    if "bearerAuth" not in api.spec.components.security_schemes:
+        api.spec.components.security_scheme("bearerAuth", {
+            "type": "http", "scheme": "bearer",
+            "description": "An API key (`cpn_<role>_...`), created once and shown once."})
+        api.spec.options["security"] = [{"bearerAuth": []}]
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)

@@ -1,0 +1,113 @@
+"""Campaigns (group-buy deals) and their lifecycle."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from .. import campaigns
+from ..auth import MANAGER, PLATFORM, current_principal, requires
+from ..extensions import db
+from ..models import Campaign
+from ..qr_keys import keyring
+from .pagination import cursor_page
+from .schemas.campaigns import (
+    CampaignIn,
+    CampaignListArgs,
+    CampaignOut,
+    CampaignPatch,
+    CampaignStatsOut,
+    CancelIn,
+)
+from .schemas.common import page_schema
+from .unit_of_work import unit_of_work
+
+blp = Blueprint("campaigns", __name__, url_prefix="/api/v1", description="Group-buy deals")
+
+
+def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
+    return campaigns.get_campaign(db.session, current_principal(), campaign_id, for_update=for_update)
+
+
+@blp.route("/campaigns")
+class Campaigns(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(CampaignListArgs, location="query")
+    @blp.response(200, page_schema(CampaignOut, "CampaignPage"))
+    def get(self, args):
+        principal = current_principal()
+        query = select(Campaign)
+        if principal.role != PLATFORM:
+            query = query.where(Campaign.merchant_id == principal.merchant_id)
+        for name in ("merchant_id", "status", "city"):
+            if args.get(name):
+                query = query.where(getattr(Campaign, name) == args[name])
+        return cursor_page(query, Campaign.id, after=args["after"], limit=args["limit"])
+
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(CampaignIn)
+    @blp.response(201, CampaignOut)
+    def post(self, data):
+        return campaigns.create_campaign(db.session, current_principal(), data)
+
+
+@blp.route("/campaigns/<campaign_id>")
+class CampaignById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, CampaignOut)
+    def get(self, campaign_id):
+        return _campaign(campaign_id)
+
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(CampaignPatch)
+    @blp.response(200, CampaignOut)
+    def patch(self, changes, campaign_id):
+        return campaigns.update_campaign(db.session, _campaign(campaign_id, for_update=True), changes)
+
+
+@blp.route("/campaigns/<campaign_id>/publish")
+class Publish(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, CampaignOut)
+    def post(self, campaign_id):
+        return campaigns.publish(db.session, _campaign(campaign_id), keyring().current_kid)
+
+
+@blp.route("/campaigns/<campaign_id>/pause")
+class Pause(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, CampaignOut)
+    def post(self, campaign_id):
+        return campaigns.pause(db.session, _campaign(campaign_id))
+
+
+@blp.route("/campaigns/<campaign_id>/resume")
+class Resume(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, CampaignOut)
+    def post(self, campaign_id):
+        return campaigns.resume(db.session, _campaign(campaign_id))
+
+
+@blp.route("/campaigns/<campaign_id>/cancel")
+class Cancel(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(CancelIn, required=False)
+    @blp.response(200, CampaignOut)
+    def post(self, data, campaign_id):
+        return campaigns.cancel(db.session, _campaign(campaign_id), (data or {}).get("reason", ""))
+
+
+@blp.route("/campaigns/<campaign_id>/stats")
+class Stats(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, CampaignStatsOut)
+    def get(self, campaign_id):
+        return campaigns.campaign_stats(db.session, _campaign(campaign_id))

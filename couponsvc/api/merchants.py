@@ -1,0 +1,113 @@
+"""Merchants, their stores and API keys."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from .. import merchants
+from ..auth import MANAGER, PLATFORM, create_key, current_principal, requires, revoke_key
+from ..extensions import db
+from ..models import ApiKey, Merchant, Store
+from .pagination import cursor_page
+from .schemas.common import ListArgs, page_schema
+from .schemas.merchants import (
+    ApiKeyIn,
+    ApiKeyOut,
+    CreatedApiKeyOut,
+    MerchantIn,
+    MerchantOut,
+    MerchantPatch,
+    StoreIn,
+    StoreOut,
+)
+from .unit_of_work import unit_of_work
+
+blp = Blueprint("merchants", __name__, url_prefix="/api/v1", description="Merchants, stores, API keys")
+
+
+@blp.route("/merchants")
+class Merchants(MethodView):
+    @requires(PLATFORM)
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, page_schema(MerchantOut, "MerchantPage"))
+    def get(self, args):
+        return cursor_page(select(Merchant), Merchant.id, after=args["after"], limit=args["limit"])
+
+    @unit_of_work
+    @requires(PLATFORM)
+    @blp.arguments(MerchantIn)
+    @blp.response(201, MerchantOut)
+    def post(self, data):
+        return merchants.create_merchant(db.session, **data)
+
+
+@blp.route("/merchants/<merchant_id>")
+class MerchantById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, MerchantOut)
+    def get(self, merchant_id):
+        return merchants.get_merchant(db.session, current_principal(), merchant_id)
+
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(MerchantPatch)
+    @blp.response(200, MerchantOut)
+    def patch(self, changes, merchant_id):
+        merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
+        return merchants.update_merchant(db.session, merchant, changes)
+
+
+@blp.route("/merchants/<merchant_id>/stores")
+class Stores(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, page_schema(StoreOut, "StorePage"))
+    def get(self, args, merchant_id):
+        merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
+        query = select(Store).where(Store.merchant_id == merchant.id)
+        return cursor_page(query, Store.id, after=args["after"], limit=args["limit"])
+
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(StoreIn)
+    @blp.response(201, StoreOut)
+    def post(self, data, merchant_id):
+        merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
+        return merchants.create_store(db.session, merchant, **data)
+
+
+@blp.route("/merchants/<merchant_id>/api-keys")
+class ApiKeys(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, page_schema(ApiKeyOut, "ApiKeyPage"))
+    def get(self, args, merchant_id):
+        merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
+        query = select(ApiKey).where(ApiKey.merchant_id == merchant.id)
+        return cursor_page(query, ApiKey.id, after=args["after"], limit=args["limit"])
+
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(ApiKeyIn)
+    @blp.response(201, CreatedApiKeyOut)
+    def post(self, data, merchant_id):
+        merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
+        created = create_key(db.session, merchant_id=merchant.id, **data)
+        return _with_secret(created.key, created.secret)
+
+
+@blp.route("/api-keys/<key_id>")
+class ApiKeyById(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, ApiKeyOut)
+    def delete(self, key_id):
+        return revoke_key(db.session, current_principal(), key_id)
+
+
+def _with_secret(key: ApiKey, secret: str) -> dict:
+    return {column: getattr(key, column) for column in
+            ("id", "role", "merchant_id", "store_id", "label", "prefix", "created_at", "revoked_at")} \
+        | {"key": secret}

@@ -1,0 +1,123 @@
+"""Selling deals (orders), bulk issuance and its jobs, the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from .. import bulk, campaigns, codes
+from ..auth import MANAGER, PLATFORM, current_principal, requires
+from ..errors import DomainError
+from ..extensions import db
+from ..models import Campaign, Coupon, Job, Order
+from ..orders import place_order
+from ..timeutil import utcnow
+from .links import base_url, issued_coupon
+from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderOut
+from .unit_of_work import unit_of_work
+
+blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders and coupon issuance")
+
+
+@blp.route("/campaigns/<campaign_id>/orders")
+class Orders(MethodView):
+    @unit_of_work
+    @requires(PLATFORM)
+    @blp.arguments(OrderIn)
+    @blp.response(201, OrderOut)
+    @blp.alt_response(409, description="sold_out | customer_limit_reached")
+    @blp.alt_response(422, description="campaign_not_on_sale")
+    def post(self, data, campaign_id):
+        placed = place_order(db.session, campaign_id, **data)
+        campaign = placed.campaign
+        return _order_dict(placed.order, [
+            issued_coupon(code, placed.coupon_status, campaign.id, campaign.valid_until, campaign.qr_kid)
+            for code in placed.codes
+        ])
+
+
+@blp.route("/orders/<order_id>")
+class OrderById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, OrderOut)
+    def get(self, order_id):
+        order = db.session.get(Order, order_id)
+        if order is None or not current_principal().sees(order.merchant_id):
+            raise DomainError("not_found", "No such order")
+        campaign = db.session.get(Campaign, order.campaign_id)
+        rows = db.session.execute(select(Coupon).where(Coupon.order_id == order.id)
+                                  .order_by(Coupon.created_at, Coupon.code)).scalars()
+        now = utcnow()
+        return _order_dict(order, [
+            issued_coupon(c.code, c.public_status(now), c.campaign_id, c.valid_until, campaign.qr_kid)
+            for c in rows
+        ])
+
+
+@blp.route("/campaigns/<campaign_id>/coupons/bulk")
+class Bulk(MethodView):
+    @unit_of_work
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(BulkIn)
+    @blp.response(202, JobOut)
+    def post(self, data, campaign_id):
+        campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
+        return _job_dict(bulk.request_bulk(db.session, campaign, data["count"]))
+
+
+@blp.route("/jobs/<job_id>")
+class JobById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, JobOut)
+    def get(self, job_id):
+        job = db.session.get(Job, job_id)
+        if job is None or not current_principal().sees(job.merchant_id):
+            raise DomainError("not_found", "No such job")
+        return _job_dict(job)
+
+
+@blp.route("/campaigns/<campaign_id>/coupons.csv")
+class CouponsCsv(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(CsvArgs, location="query")
+    @blp.response(200, content_type="text/csv")
+    def get(self, args, campaign_id):
+        campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
+        rows = bulk.export_rows(db.session, campaign, args.get("status"))
+        headers = {"Content-Disposition": f'attachment; filename="{campaign.id}-coupons.csv"'}
+        return Response(stream_with_context(_csv(rows)), mimetype="text/csv", headers=headers)
+
+
+def _csv(rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["code", "display", "status", "uses_total", "uses_left", "valid_from",
+                     "valid_until", "order_id", "created_at"])
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([row.code, codes.display(row.code), row.status, row.uses_total, row.uses_left,
+                         row.valid_from.isoformat(), row.valid_until.isoformat(), row.order_id or "",
+                         row.created_at.isoformat()])
+        if n % 2000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _order_dict(order: Order, coupons: list[dict]) -> dict:
+    return {"id": order.id, "campaign_id": order.campaign_id, "status": order.status,
+            "customer_ref": order.customer_ref, "quantity": order.quantity,
+            "payment_ref": order.payment_ref, "created_at": order.created_at, "coupons": coupons}
+
+
+def _job_dict(job: Job) -> dict:
+    data = {name: getattr(job, name) for name in
+            ("id", "kind", "status", "campaign_id", "requested", "done", "error", "created_at",
+             "started_at", "finished_at")}
+    data["csv_url"] = f"{base_url()}/api/v1/campaigns/{job.campaign_id}/coupons.csv"
+    return data

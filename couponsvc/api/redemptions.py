@@ -1,0 +1,143 @@
+"""Scanning at the till: validate, redeem, reverse; and the record of redemptions."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from .. import codes
+from .. import redeem as till
+from ..auth import MANAGER, PLATFORM, SCANNER, current_principal, requires
+from ..errors import DomainError
+from ..extensions import db
+from ..models import Campaign, Redemption, RedemptionAttempt
+from ..qr_keys import keyring
+from ..ratelimit import client_address, guarded_lookup
+from ..timeutil import utcnow
+from .links import coupon_dict
+from .pagination import cursor_page
+from .schemas.common import page_schema
+from .schemas.redemptions import (
+    AttemptListArgs,
+    AttemptRow,
+    RedemptionListArgs,
+    RedemptionOut,
+    RedemptionRow,
+    ReversalOut,
+    ReverseIn,
+    ScanIn,
+    ValidationOut,
+)
+from .unit_of_work import unit_of_work
+
+blp = Blueprint("redemptions", __name__, url_prefix="/api/v1", description="Redemption at the till")
+
+TILL = (PLATFORM, MANAGER, SCANNER)
+
+
+def _scan(data: dict) -> till.Scan:
+    return till.Scan(principal=current_principal(), client_address=client_address(), **data)
+
+
+def _refused(scan: till.Scan, action: str, error: DomainError) -> None:
+    """Keep a record of the refusal, in its own transaction after the rollback."""
+    db.session.rollback()
+    till.record_refusal(db.session, scan, action, error)
+    db.session.commit()
+
+
+@blp.route("/redemptions/validate")
+class Validate(MethodView):
+    @requires(*TILL)
+    @blp.arguments(ScanIn)
+    @blp.response(200, ValidationOut)
+    def post(self, data):
+        scan = _scan(data)
+        try:
+            with guarded_lookup(scan.principal.key_id):
+                result = till.validate(db.session, scan, keyring())
+        except DomainError as error:
+            _refused(scan, "validate", error)
+            raise
+        if not result.ok:
+            _refused(scan, "validate", DomainError(result.code))
+        coupon = result.coupon
+        kid = db.session.get(Campaign, coupon.campaign_id).qr_kid
+        return {"ok": result.ok, "code": result.code, "detail": result.detail,
+                "coupon": coupon_dict(coupon, utcnow(), kid, [])}
+
+
+@blp.route("/redemptions")
+class Redemptions(MethodView):
+    @unit_of_work
+    @requires(*TILL)
+    @blp.arguments(ScanIn)
+    @blp.response(201, RedemptionOut)
+    @blp.alt_response(409, description="coupon_already_redeemed (with the earlier time and store)")
+    @blp.alt_response(422, description="coupon_pending | coupon_voided | coupon_expired | "
+                      "coupon_not_yet_valid | store_not_allowed | insufficient_uses")
+    def post(self, data):
+        scan = _scan(data)
+        try:
+            with guarded_lookup(scan.principal.key_id):
+                return till.redeem(db.session, scan, keyring())
+        except DomainError as error:
+            _refused(scan, "redeem", error)
+            raise
+
+    @requires(PLATFORM, MANAGER, SCANNER)
+    @blp.arguments(RedemptionListArgs, location="query")
+    @blp.response(200, page_schema(RedemptionRow, "RedemptionPage"))
+    def get(self, args):
+        """Successful redemptions, newest last; refusals are at /redemption-attempts."""
+        principal = current_principal()
+        query = select(Redemption)
+        if principal.role != PLATFORM:
+            query = query.where(Redemption.merchant_id == principal.merchant_id)
+        if principal.store_id:
+            query = query.where(Redemption.store_id == principal.store_id)
+        if args.get("code"):
+            query = query.where(Redemption.coupon_code == codes.canonical(args["code"])
+                                if codes.is_valid(args["code"]) else False)
+        if args.get("store_id"):
+            query = query.where(Redemption.store_id == args["store_id"])
+        return cursor_page(query, Redemption.id, after=args["after"], limit=args["limit"])
+
+
+@blp.route("/redemptions/<redemption_id>/reverse")
+class Reverse(MethodView):
+    @unit_of_work
+    @requires(*TILL)
+    @blp.arguments(ReverseIn)
+    @blp.response(200, ReversalOut)
+    @blp.alt_response(409, description="reversal_window_closed | redemption_already_reversed")
+    def post(self, data, redemption_id):
+        done = till.reverse(db.session, current_principal(), redemption_id, data["reason"])
+        r, coupon = done.redemption, done.coupon
+        return {"id": r.id, "coupon": coupon_dict(coupon, utcnow(), None), "store_id": r.store_id,
+                "uses": r.uses, "redeemed_at": r.redeemed_at, "reversed_at": r.reversed_at,
+                "reversal_reason": r.reversal_reason}
+
+
+@blp.route("/redemption-attempts")
+class Attempts(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(AttemptListArgs, location="query")
+    @blp.response(200, page_schema(AttemptRow, "AttemptPage"))
+    def get(self, args):
+        """Refused validates and redeems: who tried what, where, and why it was refused."""
+        principal = current_principal()
+        query = select(RedemptionAttempt)
+        if principal.role != PLATFORM:
+            query = query.where(RedemptionAttempt.merchant_id == principal.merchant_id)
+        for name, column in (("reason", RedemptionAttempt.reason), ("store_id", RedemptionAttempt.store_id),
+                             ("api_key_id", RedemptionAttempt.api_key_id)):
+            if args.get(name):
+                query = query.where(column == args[name])
+        if args.get("code"):
+            query = query.where(RedemptionAttempt.coupon_code == (
+                codes.canonical(args["code"]) if codes.is_valid(args["code"]) else args["code"]))
+        page = cursor_page(query, RedemptionAttempt.id, after=args["after"], limit=args["limit"],
+                           integer=True)
+        return page

@@ -1,0 +1,70 @@
+"""Merchants, stores, API keys."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ...auth import MANAGER, SCANNER
+from .common import Name, Text
+
+
+class MerchantIn(Schema):
+    name = Name(required=True)
+    city = Name(100, required=True)
+    timezone = fields.Str(load_default="Asia/Shanghai", validate=validate.Length(1, 64))
+    reversal_window = fields.Int(strict=True, allow_none=True, load_default=None,
+                                 validate=validate.Range(0, 86400),
+                                 metadata={"description": "seconds a redemption can be reversed "
+                                           "(default 600; capped by the operator)"})
+
+
+class MerchantPatch(Schema):
+    name = Name()
+    city = Name(100)
+    timezone = fields.Str(validate=validate.Length(1, 64))
+    reversal_window = fields.Int(strict=True, allow_none=True, validate=validate.Range(0, 86400))
+
+
+class MerchantOut(Schema):
+    id = fields.Str()
+    name = fields.Str()
+    city = fields.Str()
+    timezone = fields.Str()
+    reversal_window = fields.Int(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class StoreIn(Schema):
+    name = Name(required=True)
+    city = Text(100, load_default="")
+    address = Text(500, load_default="")
+
+
+class StoreOut(Schema):
+    id = fields.Str()
+    merchant_id = fields.Str()
+    name = fields.Str()
+    city = fields.Str()
+    address = fields.Str()
+    created_at = fields.DateTime()
+
+
+class ApiKeyIn(Schema):
+    role = fields.Str(required=True, validate=validate.OneOf([MANAGER, SCANNER]))
+    store_id = fields.Str(load_default=None, allow_none=True)
+    label = Text(200, load_default="")
+
+
+class ApiKeyOut(Schema):
+    id = fields.Str()
+    role = fields.Str()
+    merchant_id = fields.Str(allow_none=True)
+    store_id = fields.Str(allow_none=True)
+    label = fields.Str()
+    prefix = fields.Str()
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class CreatedApiKeyOut(ApiKeyOut):
+    key = fields.Str(metadata={"description": "the secret; shown this once, stored only hashed"})

@@ -1,0 +1,136 @@
+"""The one place a request's transaction is committed, and `Idempotency-Key` honoured.
+
+`@unit_of_work` wraps a writing view (outside flask-smorest's response decorator,
+so it sees the final response): it commits when the view answers below 400 and
+rolls back otherwise. With an `Idempotency-Key` header, the response is stored in
+the same transaction as the change it reports, so a replay can never describe a
+change that was rolled back. A concurrent or repeated request with the same key
+loses the race on the table's primary key and replays the stored answer instead.
+Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
+validation errors, 429 and 5xx are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from functools import wraps
+
+from flask import Response, current_app, request
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..auth import current_principal
+from ..errors import DomainError, domain_problem
+from ..extensions import db
+from ..models import IdempotencyRecord
+from ..timeutil import utcnow
+
+HEADER = "Idempotency-Key"
+_REPLAYED_HEADERS = ("Location", "Content-Type")
+
+
+def unit_of_work(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return _run(view, args, kwargs)
+        key = key.strip()
+        if not key or len(key) > 255:
+            raise DomainError("bad_request", "Idempotency-Key must be 1 to 255 characters")
+        return _idempotent(view, args, kwargs, key)
+
+    return wrapper
+
+
+def _run(view, args, kwargs) -> Response:
+    try:
+        response = current_app.make_response(view(*args, **kwargs))
+    except BaseException:
+        db.session.rollback()
+        raise
+    if response.status_code < 400:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
+
+
+# Refusals that say nothing about the outcome of the operation are not remembered.
+_NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", "forbidden",
+                         "idempotency_key_in_use", "idempotency_key_reused"})
+
+
+def _idempotent(view, args, kwargs, key: str) -> Response:
+    owner = current_principal().owner
+    fingerprint = _fingerprint()
+    if _find(owner, key) is not None:
+        return _replay(owner, key, fingerprint)
+    try:
+        response = current_app.make_response(view(*args, **kwargs))
+    except DomainError as error:
+        db.session.rollback()
+        if error.code in _NOT_STORED:
+            raise
+        response = domain_problem(error)
+    except BaseException:
+        db.session.rollback()
+        raise
+    _drop_expired(owner, key)
+    db.session.add(IdempotencyRecord(
+        owner=owner, key=key, request_hash=fingerprint, status_code=response.status_code,
+        headers=json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
+        body=response.get_data(as_text=True),
+    ))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return _replay(owner, key, fingerprint)
+    return response
+
+
+def _find(owner: str, key: str) -> IdempotencyRecord | None:
+    ttl = timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
+    return db.session.execute(select(IdempotencyRecord).where(
+        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
+        IdempotencyRecord.created_at >= utcnow() - ttl,
+    )).scalar_one_or_none()
+
+
+def _drop_expired(owner: str, key: str) -> None:
+    ttl = timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
+    db.session.execute(delete(IdempotencyRecord).where(
+        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
+        IdempotencyRecord.created_at < utcnow() - ttl,
+    ))
+
+
+def _replay(owner: str, key: str, fingerprint: str) -> Response:
+    record = _find(owner, key)
+    db.session.rollback()
+    if record is None:  # the other request rolled back: the caller may simply retry
+        raise DomainError("idempotency_key_in_use", "Retry the request")
+    if record.request_hash != fingerprint:
+        raise DomainError("idempotency_key_reused",
+                          "This Idempotency-Key was used with another request body or path")
+    response = Response(record.body, status=record.status_code)
+    for name, value in json.loads(record.headers).items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _fingerprint() -> str:
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), request.query_string, body):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()

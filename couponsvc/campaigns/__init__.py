@@ -1,0 +1,16 @@
+"""Campaigns (group-buy deals): lifecycle, close at sales end, statistics."""
+
+from .close import close_campaign, due_campaign_ids
+from .lifecycle import (
+                        cancel,
+                        create_campaign,
+                        get_campaign,
+                        pause,
+                        publish,
+                        resume,
+                        update_campaign,
+)
+from .stats import campaign_stats
+
+__all__ = ["cancel", "close_campaign", "campaign_stats", "create_campaign", "due_campaign_ids",
+           "get_campaign", "pause", "publish", "resume", "update_campaign"]

@@ -1,0 +1,53 @@
+"""Voiding a campaign's unused coupons and marking its orders for refund.
+
+Used when a campaign is cancelled and when it closes untipped (`failed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from ..events import emit_many
+from ..models import Campaign, Coupon, Order, Revocation
+from ..timeutil import utcnow
+
+UNUSED = ("pending", "active")
+
+
+@dataclass(frozen=True)
+class Settled:
+    coupons_voided: int
+    orders: int
+
+
+def void_and_refund(session: Session, campaign: Campaign, reason: str) -> Settled:
+    now = utcnow()
+    unused = select(Coupon.code, Coupon.merchant_id, literal(reason), literal(now, Revocation.created_at.type)) \
+        .where(Coupon.campaign_id == campaign.id, Coupon.status.in_(UNUSED))
+    session.execute(insert(Revocation).from_select(["code", "merchant_id", "reason", "created_at"], unused))
+    voided = session.execute(
+        update(Coupon)
+        .where(Coupon.campaign_id == campaign.id, Coupon.status.in_(UNUSED))
+        .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    orders = session.execute(
+        update(Order)
+        .where(Order.campaign_id == campaign.id, Order.status.in_(("pending", "confirmed")))
+        .values(status="refund_pending")
+        .returning(Order.id, Order.customer_ref, Order.quantity, Order.payment_ref)
+        .execution_options(synchronize_session=False)
+    ).all()
+    emit_many(session, [
+        {"type": "order.refund_pending", "merchant_id": campaign.merchant_id, "data": {
+            "order": {"id": row.id, "campaign_id": campaign.id, "customer_ref": row.customer_ref,
+                      "quantity": row.quantity, "payment_ref": row.payment_ref,
+                      "status": "refund_pending"},
+            "reason": reason,
+        }}
+        for row in orders
+    ])
+    return Settled(coupons_voided=voided, orders=len(orders))

@@ -1,0 +1,109 @@
+"""The `couponsvc` console script (also `flask --app couponsvc`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from werkzeug.security import generate_password_hash
+
+from . import campaigns
+from .auth import ROLES, create_key
+from .extensions import db
+from .models import AdminUser
+
+
+def register_cli(app: Flask) -> None:
+    for command in (create_key_command, create_admin, close_due, demo, new_qr_key, worker):
+        app.cli.add_command(command)
+
+
+@click.command("create-key")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--merchant", "merchant_id", default=None, help="merchant id (manager, scanner)")
+@click.option("--store", "store_id", default=None, help="pin a scanner key to this store")
+@click.option("--label", default="created from the command line")
+@with_appcontext
+def create_key_command(role, merchant_id, store_id, label):
+    """Create an API key and print it alone on standard output (it is shown only once)."""
+    from .errors import DomainError
+
+    try:
+        created = create_key(db.session, role=role, merchant_id=merchant_id, store_id=store_id,
+                             label=label)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    db.session.commit()
+    click.echo(created.secret)
+
+
+@click.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@with_appcontext
+def create_admin(email, password):
+    """Store an operator account for the admin pages."""
+    email = email.strip().lower()
+    if "@" not in email or len(password) < 8:
+        raise click.ClickException("give a valid e-mail and a password of 8 characters or more")
+    user = db.session.query(AdminUser).filter_by(email=email).one_or_none()
+    if user is None:
+        user = AdminUser(email=email, password_hash="")
+        db.session.add(user)
+    user.password_hash = generate_password_hash(password)
+    db.session.commit()
+    click.echo(f"admin {email} saved", err=True)
+
+
+@click.command("close-due")
+@with_appcontext
+def close_due():
+    """Close every campaign whose sales_end has passed: tipped → ended, untipped → failed."""
+    closed = 0
+    for campaign_id in campaigns.due_campaign_ids(db.session):
+        status = campaigns.close_campaign(db.session, campaign_id)
+        db.session.commit()
+        if status:
+            closed += 1
+            click.echo(f"{campaign_id} {status}")
+    click.echo(f"closed {closed} campaign(s)", err=True)
+
+
+@click.command("demo")
+@with_appcontext
+def demo():
+    """Create demo data (once) and print fresh keys to try the API with."""
+    from .demo import load_demo
+
+    for line in load_demo(db.session):
+        click.echo(line)
+
+
+@click.command("new-qr-key")
+def new_qr_key():
+    """Print a new Ed25519 signing key for COUPONSVC_QR_SIGNING_KEYS (put it first to rotate)."""
+    from .qr.keyring import generate_private_key_text
+
+    click.echo(generate_private_key_text())
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="stop when the queues are empty")
+@with_appcontext
+def worker(burst):
+    """Run an RQ worker on the service's queues (needs REDIS_URL)."""
+    from workers.run import run_worker
+
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: jobs run inside the serving process")
+    sys.exit(run_worker(current_app, burst=burst))
+
+
+def main() -> None:
+    from . import create_app
+
+    cli = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True,
+                     add_version_option=False, help="couponsvc: group-buy coupon service")
+    cli.main(prog_name="couponsvc")

@@ -1,0 +1,126 @@
+"""Settings, read from the environment through strict converters.
+
+`load_settings()` is called once inside `create_app()`; a bad value stops the boot
+with a message naming the variable. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _int(name: str, raw: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+def database_url(raw: str) -> str:
+    """Accept the URLs hosting providers hand out and point SQLAlchemy at psycopg 3."""
+    for scheme in ("postgres://", "postgresql://"):
+        if raw.startswith(scheme):
+            return "postgresql+psycopg://" + raw[len(scheme):]
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    key: str
+    default: Any
+    convert: Callable[[str, str], Any]
+
+
+def _str(_name: str, raw: str) -> str:
+    return raw
+
+
+def _url(_name: str, raw: str) -> str:
+    return database_url(raw)
+
+
+def _seconds(name: str, raw: str) -> int:
+    return _int(name, raw, minimum=0)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, _url),
+    Setting("REDIS_URL", "REDIS_URL", None, _str),
+    Setting("SECRET_KEY", "SECRET_KEY", None, _str),
+    Setting("COUPONSVC_QR_SIGNING_KEYS", "QR_SIGNING_KEYS", [], lambda n, r: _list(r)),
+    Setting("COUPONSVC_QR_PUBLIC_KEYS", "QR_PUBLIC_KEYS", [], lambda n, r: _list(r)),
+    Setting("COUPONSVC_PUBLIC_URL", "PUBLIC_URL", "", lambda n, r: r.rstrip("/")),
+    Setting("COUPONSVC_MAX_REVERSAL_WINDOW", "MAX_REVERSAL_WINDOW", 3600, _seconds),
+    Setting("COUPONSVC_DEFAULT_REVERSAL_WINDOW", "DEFAULT_REVERSAL_WINDOW", 600, _seconds),
+    Setting("COUPONSVC_LOOKUP_LIMIT_PER_KEY", "LOOKUP_LIMIT_PER_KEY", "30/minute", _str),
+    Setting("COUPONSVC_LOOKUP_LIMIT_PER_ADDRESS", "LOOKUP_LIMIT_PER_ADDRESS", "60/minute", _str),
+    Setting("COUPONSVC_RATELIMIT_ENABLED", "RATELIMIT_ENABLED", True, _bool),
+    Setting("COUPONSVC_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0, lambda n, r: _int(n, r, minimum=0)),
+    Setting("COUPONSVC_IDEMPOTENCY_TTL", "IDEMPOTENCY_TTL", 86400, _seconds),
+    Setting("COUPONSVC_BULK_MAX", "BULK_MAX", 1_000_000, lambda n, r: _int(n, r, minimum=1)),
+    Setting("COUPONSVC_DB_POOL_SIZE", "DB_POOL_SIZE", 10, lambda n, r: _int(n, r, minimum=1)),
+    Setting("COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS", "ALLOW_PRIVATE_WEBHOOK_TARGETS", False, _bool),
+)
+
+
+def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Return Flask config values read from `environ`; raise ConfigError naming a bad one."""
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        config[setting.key] = setting.default if raw is None else setting.convert(setting.env, raw)
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        path = os.path.join(instance_path, "couponsvc.sqlite3")
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
+    if config["DEFAULT_REVERSAL_WINDOW"] > config["MAX_REVERSAL_WINDOW"]:
+        raise ConfigError(
+            "COUPONSVC_DEFAULT_REVERSAL_WINDOW must not exceed COUPONSVC_MAX_REVERSAL_WINDOW"
+        )
+    if not config["SECRET_KEY"]:
+        if not config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            raise ConfigError("SECRET_KEY must be set when DATABASE_URL is not SQLite")
+        # The embedded default is for trying the service out: keep a generated
+        # secret under instance/ so every process of it agrees.
+        config["SECRET_KEY"] = _instance_secret(instance_path)
+    return config
+
+
+def _instance_secret(instance_path: str) -> str:
+    path = os.path.join(instance_path, "secret_key")
+    os.makedirs(instance_path, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as existing:
+            return existing.read().strip()
+    with os.fdopen(fd, "w") as created:
+        created.write(secrets.token_urlsafe(32))
+    with open(path) as written:
+        return written.read().strip()

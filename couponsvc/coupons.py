@@ -1,0 +1,55 @@
+"""Reading and voiding coupons, and the revocation feed for offline scanners."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from . import codes
+from .auth import Principal
+from .errors import DomainError
+from .events import emit
+from .models import Coupon, Redemption, Revocation
+from .timeutil import utcnow
+
+
+def find_coupon(session: Session, principal: Principal, raw_code: str) -> Coupon:
+    try:
+        code = codes.canonical(raw_code)
+    except codes.CodeError:
+        raise DomainError("invalid_code", "the code is mistyped") from None
+    coupon = session.get(Coupon, code)
+    if coupon is None or not principal.sees(coupon.merchant_id):
+        raise DomainError("coupon_not_found")
+    return coupon
+
+
+def redemptions_of(session: Session, code: str) -> list[Redemption]:
+    return list(session.execute(
+        select(Redemption).where(Redemption.coupon_code == code).order_by(Redemption.redeemed_at)
+    ).scalars())
+
+
+def void_coupon(session: Session, principal: Principal, raw_code: str, reason: str = "") -> Coupon:
+    coupon = find_coupon(session, principal, raw_code)
+    now = utcnow()
+    row = session.execute(
+        update(Coupon.__table__)
+        .where(Coupon.code == coupon.code, Coupon.status.in_(("pending", "active")))
+        .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
+        .returning(Coupon.seq)
+    ).first()
+    session.refresh(coupon)
+    if row is None:
+        raise DomainError("invalid_state", f"a {coupon.status} coupon cannot be voided")
+    session.execute(insert(Revocation.__table__).values(
+        code=coupon.code, merchant_id=coupon.merchant_id, reason="voided", created_at=now))
+    emit(session, "coupon.voided", merchant_id=coupon.merchant_id, coupon_code=coupon.code,
+         coupon_seq=row.seq, data={
+             "merchant_id": coupon.merchant_id,
+             "coupon": {"code": coupon.code, "campaign_id": coupon.campaign_id,
+                        "order_id": coupon.order_id, "status": "voided",
+                        "uses_left": coupon.uses_left},
+             "reason": reason,
+         })
+    return coupon

@@ -1,0 +1,58 @@
+"""Demo data for `./scripts/serve`: a merchant in a small city, two stores, a live deal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import campaigns, merchants
+from .auth import PLATFORM, Principal, create_key
+from .models import Campaign, Merchant, Store
+from .orders import place_order
+from .qr_keys import keyring
+from .timeutil import utcnow
+
+DEMO_MERCHANT = "老街牛肉面 (demo)"
+
+
+def load_demo(session: Session) -> list[str]:
+    """Create the demo merchant once; every call prints fresh keys. Returns printable lines."""
+    operator = Principal(key_id="demo", role=PLATFORM, merchant_id=None, store_id=None)
+    merchant = session.execute(select(Merchant).where(Merchant.name == DEMO_MERCHANT)).scalar_one_or_none()
+    if merchant is None:
+        merchant = merchants.create_merchant(session, name=DEMO_MERCHANT, city="赣州")
+        main = merchants.create_store(session, merchant, name="章贡店", address="赣州市章贡区文清路 88 号")
+        merchants.create_store(session, merchant, name="南康店", address="赣州市南康区蓉江路 12 号")
+        now = utcnow()
+        deal = campaigns.create_campaign(session, operator, {
+            "merchant_id": merchant.id, "title": "双人牛肉面套餐", "description": "两碗招牌牛肉面 + 两份小菜",
+            "price": 3990, "list_price": 6800, "currency": "CNY",
+            "sales_start": now - timedelta(hours=1), "sales_end": now + timedelta(days=7),
+            "min_group_size": 3, "max_coupons": 500, "per_customer_limit": 5,
+            "valid_from": now - timedelta(hours=1), "valid_until": now + timedelta(days=60),
+            "store_ids": [main.id],
+        })
+        campaigns.publish(session, deal, keyring().current_kid)
+        session.flush()
+        place_order(session, deal.id, customer_ref="demo-buyer-1", quantity=2, payment_ref="demo-pay-1")
+        place_order(session, deal.id, customer_ref="demo-buyer-2", quantity=1, payment_ref="demo-pay-2")
+    deal = session.execute(select(Campaign).where(Campaign.merchant_id == merchant.id)).scalars().first()
+    stores = deal.stores or session.execute(select(Store).where(Store.merchant_id == merchant.id)).scalars().all()
+    platform = create_key(session, role="platform", label="demo platform")
+    manager = create_key(session, role="manager", merchant_id=merchant.id, label="demo manager")
+    scanner = create_key(session, role="scanner", merchant_id=merchant.id, store_id=stores[0].id,
+                         label="demo till")
+    session.commit()
+    base = current_app.config["PUBLIC_URL"] or "http://127.0.0.1:5000"
+    return [
+        f"merchant   {merchant.id}  {merchant.name}",
+        f"store      {stores[0].id}  {stores[0].name}",
+        f"campaign   {deal.id}  {deal.title}",
+        f"platform key  {platform.secret}",
+        f"manager key   {manager.secret}",
+        f"scanner key   {scanner.secret}   (pinned to {stores[0].name})",
+        f"docs       {base}/api/v1/docs",
+    ]

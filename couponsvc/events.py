@@ -1,0 +1,41 @@
+"""Writing events to the outbox, inside the caller's transaction.
+
+Nothing is delivered from here: issue #3's relay reads committed rows only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from .ids import new_id
+from .models import Event
+from .timeutil import utcnow
+
+_EVENTS = Event.__table__
+
+
+def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[str, Any],
+         coupon_code: str | None = None, coupon_seq: int | None = None) -> str:
+    """Add one event to the outbox in the current transaction; return its id."""
+    if type_ not in Event.TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    event_id = new_id("evt")
+    session.execute(insert(_EVENTS).values(
+        id=event_id, type=type_, merchant_id=merchant_id, coupon_code=coupon_code,
+        coupon_seq=coupon_seq, data=data, created_at=utcnow(),
+    ))
+    return event_id
+
+
+def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many events at once: each row has type, merchant_id, data (and coupon keys)."""
+    if not rows:
+        return
+    now = utcnow()
+    session.execute(insert(_EVENTS), [
+        {"id": new_id("evt"), "coupon_code": None, "coupon_seq": None, "created_at": now, **row}
+        for row in rows
+    ])

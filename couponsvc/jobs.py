@@ -1,0 +1,98 @@
+"""Sending work to the background: RQ on Redis, or a thread inside this process.
+
+Jobs are named by dotted path (`workers.bulk.issue_bulk`) so the web app never
+imports `workers/`. With `REDIS_URL` set they go to RQ (`couponsvc worker` runs
+them); without it they run on one background thread of the serving process, after
+the response, so the embedded default works with nothing else running.
+Call `enqueue` through `after_commit`, never before the commit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "default"
+
+
+class JobRunner:
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.redis_url: str | None = app.config.get("REDIS_URL")
+        self._redis = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return not self.redis_url
+
+    def redis(self):
+        if self._redis is None:
+            from redis import Redis
+
+            self._redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return self._redis
+
+    def enqueue(self, func_path: str, *args: Any, queue: str = DEFAULT_QUEUE,
+                job_id: str | None = None, timeout: int = 3600) -> None:
+        if self.in_process:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="couponsvc-job")
+            self._executor.submit(self._run_here, func_path, args)
+            return
+        from rq import Queue
+
+        Queue(queue, connection=self.redis()).enqueue(
+            func_path, *args, job_id=job_id, job_timeout=timeout, failure_ttl=7 * 86400,
+        )
+
+    def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
+        from .extensions import db
+
+        with self.app.app_context():
+            try:
+                resolve(func_path)(*args)
+            except Exception:
+                log.exception("in-process job %s%r failed", func_path, args)
+            finally:
+                db.session.remove()
+
+    def drain(self) -> None:
+        """Wait for in-process jobs (tests and shutdown)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+def resolve(func_path: str):
+    module, _, name = func_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["couponsvc.jobs"] = JobRunner(app)
+
+
+def runner(app: Flask | None = None) -> JobRunner:
+    return (app or current_app).extensions["couponsvc.jobs"]
+
+
+def enqueue(func_path: str, *args: Any, **options: Any) -> None:
+    runner().enqueue(func_path, *args, **options)
+
+
+def queue_ping(app: Flask) -> str:
+    jobs = runner(app)
+    if jobs.in_process:
+        return "in-process"
+    try:
+        jobs.redis().ping()
+        return "ok"
+    except Exception as error:
+        return f"error: {type(error).__name__}"

@@ -1,0 +1,15 @@
+"""The data model; one module per concept, re-exported here."""
+
+from .campaign import Campaign, CustomerPurchase, campaign_stores
+from .coupon import Coupon, Order, Revocation
+from .event import Event
+from .idempotency import IdempotencyRecord
+from .job import Job
+from .merchant import AdminUser, ApiKey, Merchant, Store
+from .redemption import Redemption, RedemptionAttempt
+
+__all__ = [
+    "AdminUser", "ApiKey", "Campaign", "Coupon", "CustomerPurchase", "Event",
+    "IdempotencyRecord", "Job", "Merchant", "Order", "Redemption", "RedemptionAttempt",
+    "Revocation", "Store", "campaign_stores",
+]

@@ -1,0 +1,30 @@
+"""Background jobs a client polls (bulk issuance)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..ids import new_id
+from ..timeutil import UTCDateTime, utcnow
+
+
+class Job(db.Model):
+    __tablename__ = "jobs"
+
+    STATUSES = ("queued", "running", "succeeded", "failed")
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    kind: Mapped[str] = mapped_column(String(32))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    requested: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

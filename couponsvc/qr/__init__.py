@@ -1,0 +1,1 @@
+"""Signed QR coupons: the key ring, the payload format and its images."""

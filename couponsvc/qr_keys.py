@@ -1,0 +1,32 @@
+"""The app's QR key ring, built once from configuration at boot."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from .config import ConfigError
+from .models import Coupon
+from .qr import payload
+from .qr.keyring import KeyRing
+
+
+def init_app(app: Flask) -> None:
+    try:
+        ring = KeyRing.from_settings(app.config["QR_SIGNING_KEYS"], app.config["QR_PUBLIC_KEYS"],
+                                     app.instance_path)
+    except ValueError as error:
+        raise ConfigError(f"COUPONSVC_QR_SIGNING_KEYS / COUPONSVC_QR_PUBLIC_KEYS: {error}") from None
+    app.extensions["couponsvc.keyring"] = ring
+
+
+def keyring() -> KeyRing:
+    return current_app.extensions["couponsvc.keyring"]
+
+
+def qr_payload(code: str, campaign_id: str, valid_until, kid: str | None) -> str:
+    """The coupon's signed payload; deterministic, so it never changes while its key is kept."""
+    return payload.build(keyring(), code, campaign_id, valid_until, kid)
+
+
+def coupon_payload(coupon: Coupon, kid: str | None) -> str:
+    return qr_payload(coupon.code, coupon.campaign_id, coupon.valid_until, kid)

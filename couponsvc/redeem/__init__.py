@@ -1,0 +1,10 @@
+"""Redemption at the till: validate, redeem, reverse, and the record of refusals."""
+
+from .redeem import Redeemed, redeem
+from .refusal import record_refusal
+from .reverse import Reversed, reverse
+from .scan import Scan
+from .validate import Validation, validate
+
+__all__ = ["Redeemed", "Reversed", "Scan", "Validation", "record_refusal", "redeem", "reverse",
+           "validate"]

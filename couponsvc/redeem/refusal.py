@@ -1,0 +1,35 @@
+"""Refused attempts are stored, after the rollback, so a manager sees who tried what."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from .. import codes
+from ..errors import DomainError
+from ..models import RedemptionAttempt
+from ..timeutil import utcnow
+from .scan import Scan
+
+
+def record_refusal(session: Session, scan: Scan, action: str, error: DomainError) -> None:
+    principal = scan.principal
+    session.execute(insert(RedemptionAttempt.__table__).values(
+        merchant_id=principal.merchant_id, coupon_code=_code_of(scan), action=action,
+        reason=error.code, raw_input=scan.raw, store_id=scan.store_id or principal.store_id,
+        api_key_id=principal.key_id, device_id=scan.device_id,
+        client_address=scan.client_address, created_at=utcnow(),
+    ))
+
+
+def _code_of(scan: Scan) -> str | None:
+    raw = scan.code
+    if raw is None and scan.qr:
+        parts = scan.qr.strip().split(".")
+        raw = parts[1] if len(parts) == 5 else None
+    if raw is None:
+        return None
+    try:
+        return codes.canonical(raw)
+    except codes.CodeError:
+        return None
