@@ -1,0 +1,125 @@
+"""Fixtures: a real database (PostgreSQL or SQLite, by COUPONSVC_TEST_DB) and real Redis.
+
+The schema is built by the project's own Alembic migrations, once per run, in a
+database of this run's own; each test starts from empty tables and an empty Redis
+database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from couponsvc import create_app
+from couponsvc.config import database_url
+from couponsvc.extensions import db
+
+from .factories import Client
+
+BACKEND = os.environ.get("COUPONSVC_TEST_DB", "postgresql")
+PG_URL = os.environ.get("COUPONSVC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("COUPONSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def pytest_report_header(config):
+    return f"couponsvc database: {BACKEND}; redis: {REDIS_URL}"
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory):
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'couponsvc.sqlite3'}"
+        return
+    admin_url = make_url(database_url(PG_URL))
+    name = f"couponsvc_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_app(database_uri: str, instance_path: str, **overrides):
+    os.environ["COUPONSVC_INSTANCE_PATH"] = instance_path
+    config = {
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "test-secret",
+        "TESTING": True,
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "LOOKUP_LIMIT_PER_KEY": "1000/minute",
+        "LOOKUP_LIMIT_PER_ADDRESS": "1000/minute",
+        **overrides,
+    }
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("instance"))
+
+
+@pytest.fixture(scope="session")
+def migrated(database_uri, instance_path):
+    from flask_migrate import upgrade
+
+    app = make_app(database_uri, instance_path)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return database_uri
+
+
+@pytest.fixture
+def app(migrated, instance_path, request):
+    overrides = getattr(request, "param", None) or {}
+    marker = request.node.get_closest_marker("config")
+    if marker:
+        overrides = {**overrides, **marker.kwargs}
+    application = make_app(migrated, instance_path, **overrides)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with application.app_context():
+        _empty_tables()
+    yield application
+    application.extensions["couponsvc.jobs"].drain()
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _empty_tables():
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return Client(app)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "config(**settings): app settings for this test")
+    config.addinivalue_line("markers", "postgresql: needs PostgreSQL (races across connections)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "postgresql":
+        return
+    # Races between many connections are PostgreSQL's business; SQLite runs them
+    # serialised, which proves nothing. They run in the PostgreSQL pass.
+    deselected = [item for item in items if item.get_closest_marker("postgresql")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
