@@ -66,7 +66,10 @@ def issue_bulk(session: Session, job_id: str) -> Job:
             campaign = session.get(Campaign, job.campaign_id, populate_existing=True)
             if campaign.status not in Campaign.OPEN:
                 raise DomainError("campaign_not_on_sale", f"the campaign became {campaign.status}")
-            status = "active" if campaign.tipped_at is not None else "pending"
+            # Codes handed out with no purchase wait for the tip like sold ones, unless
+            # the deal has no group threshold at all (min_group_size 1).
+            waiting = campaign.tipped_at is None and campaign.min_group_size > 1
+            status = "pending" if waiting else "active"
             template = coupon_row(campaign, status=status, order_id=None, now=utcnow())
             size = min(CHUNK, job.requested - job.done)
             written = _write_chunk(session, template, size)

@@ -115,3 +115,29 @@ class Shop:
         if code is not None:
             body["code"] = code
         return self.client.post("redemptions", body, key=key or self.scanner)
+
+
+PROBLEM_MEMBERS = ("type", "title", "status", "detail", "code")
+
+
+def problem(response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem+json answer with `status` and machine `code`; return its body."""
+    text = response.get_data(as_text=True)
+    assert response.status_code == status, (response.status_code, text)
+    assert response.mimetype == "application/problem+json", (response.content_type, text)
+    body = response.get_json(force=True)
+    missing = [member for member in PROBLEM_MEMBERS if member not in body]
+    assert not missing, (missing, body)
+    assert body["status"] == status, body
+    assert body["code"] == code, body
+    assert all(isinstance(body[member], str) and body[member]
+               for member in ("type", "title", "detail", "code")), body
+    return body
+
+
+def in_db(app: Flask, *statements) -> None:
+    """Run SQL statements in the app's database and commit (time travel for tests)."""
+    with app.app_context():
+        for statement in statements:
+            db.session.execute(statement)
+        db.session.commit()

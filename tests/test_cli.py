@@ -1,0 +1,77 @@
+"""The console script's commands, run as an operator would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash
+
+from couponsvc.extensions import db
+from couponsvc.models import AdminUser, Campaign
+from couponsvc.timeutil import utcnow
+from tests.factories import Shop
+
+
+def test_create_key_prints_the_key_alone_and_it_works(app, client):
+    result = app.test_cli_runner().invoke(args=["create-key", "--role", "platform"])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("cpn_platform_") and "\n" not in key
+    assert client.get("merchants", key=key).status_code == 200
+
+
+def test_create_key_refuses_a_manager_without_merchant(app):
+    result = app.test_cli_runner().invoke(args=["create-key", "--role", "manager"])
+    assert result.exit_code != 0
+
+
+def test_create_admin_stores_a_hashed_password(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["create-admin", "--email", "Ops@Example.cn", "--password", "s3cret-pass"]).exit_code == 0
+    with app.app_context():
+        user = db.session.execute(select(AdminUser)).scalar_one()
+        assert user.email == "ops@example.cn"
+        assert user.password_hash != "s3cret-pass"
+        assert check_password_hash(user.password_hash, "s3cret-pass")
+    assert runner.invoke(args=["create-admin", "--email", "x", "--password", "short"]).exit_code != 0
+
+
+def test_close_due_closes_ended_and_failed(app, client):
+    tipped = Shop(client)
+    tipped.coupons(1)
+    untipped = Shop(client, min_group_size=5)
+    order = client.order(untipped.campaign["id"], 2)
+    with app.app_context():
+        db.session.execute(update(Campaign).values(sales_end=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["close-due"])
+    assert result.exit_code == 0, result.output
+    assert client.ok(client.get(f"campaigns/{tipped.campaign['id']}"))["status"] == "ended"
+    assert client.ok(client.get(f"campaigns/{untipped.campaign['id']}"))["status"] == "failed"
+    assert client.ok(client.get(f"orders/{order['id']}"))["status"] == "refund_pending"
+    code = order["coupons"][0]["code"]
+    assert client.ok(client.get(f"coupons/{code}"))["status"] == "voided"
+    revoked = client.ok(client.get("revocations"))["data"]
+    assert {r["code"] for r in revoked} == {c["code"] for c in order["coupons"]}
+    again = app.test_cli_runner().invoke(args=["close-due"])
+    assert "closed 0" in again.output
+
+
+def test_demo_creates_data_once_and_prints_working_keys(app, client):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo"])
+    second = runner.invoke(args=["demo"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output
+    scanner = next(line.split()[2] for line in second.stdout.splitlines() if line.startswith("scanner key"))
+    merchants = client.ok(client.get("merchants"))["data"]
+    assert len([m for m in merchants if "demo" in m["name"]]) == 1
+    assert client.get("revocations", key=scanner).status_code == 200
+
+
+def test_new_qr_key_prints_a_usable_key(app):
+    from couponsvc.qr.keyring import KeyRing
+
+    result = app.test_cli_runner().invoke(args=["new-qr-key"])
+    ring = KeyRing.from_settings([result.stdout.strip()], [], "/nonexistent")
+    assert ring.current_kid

@@ -1,0 +1,65 @@
+"""GET /events pages in commit order and never steps past an event that commits late."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from couponsvc.event_log import assign_positions, read_events
+from couponsvc.events import emit
+from couponsvc.extensions import db
+
+
+def _emit_in_own_transaction(app, type_="ping"):
+    with app.app_context():
+        session = Session(db.engine)
+        emit(session, type_, merchant_id=None, data={})
+        return session
+
+
+@pytest.mark.postgresql
+def test_an_event_committed_late_is_not_skipped(app, client):
+    slow = _emit_in_own_transaction(app)          # takes seq 1, commits last
+    fast = _emit_in_own_transaction(app)          # takes seq 2, commits first
+    fast.commit()
+    seen = client.ok(client.get("events"))
+    assert seen["data"] == []                     # seq 2 must wait: seq 1 may still commit
+    slow.commit()
+    seen = client.ok(client.get("events"))
+    assert [e["type"] for e in seen["data"]] == ["ping", "ping"]
+    cursor = seen["data"][-1]["cursor"]
+    assert client.ok(client.get("events", query_string={"after": cursor}))["data"] == []
+    fast.close()
+    slow.close()
+
+
+def test_events_page_with_cursors_without_gaps(app, client):
+    with app.app_context():
+        for n in range(7):
+            emit(db.session, "ping", merchant_id=None, data={"n": n})
+        db.session.commit()
+    seen, after = [], None
+    while True:
+        page = client.ok(client.get("events", query_string={"limit": 3, **({"after": after} if after else {})}))
+        seen.extend(event["data"]["n"] for event in page["data"])
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == list(range(7))
+
+
+def test_a_rolled_back_event_never_appears(app):
+    with app.app_context():
+        emit(db.session, "ping", merchant_id=None, data={"kept": False})
+        db.session.rollback()
+        emit(db.session, "ping", merchant_id=None, data={"kept": True})
+        db.session.commit()
+        assign_positions(db.session)
+        db.session.commit()
+        rows, _ = read_events(db.session, merchant_id=None, after=None, type_=None, limit=10)
+        assert [row.data for row in rows] == [{"kept": True}]
+
+
+def test_bad_cursor_is_a_validation_error(client):
+    refused = client.get("events", query_string={"after": "abc"})
+    assert refused.status_code == 422 and refused.get_json()["code"] == "validation_error"
