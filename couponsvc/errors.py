@@ -135,7 +135,7 @@ def _http_problem(error: HTTPException) -> Response:
 
 def _is_json_decode_error(error: HTTPException) -> bool:
     description = str(error.description or "")
-    return "JSON" in description or "json" in description
+    return isinstance(getattr(error, "exc", None), ValueError) or "JSON" in description or "json" in description
 
 
 def _summarise(errors: dict[str, Any]) -> str:
@@ -148,6 +148,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_problem)
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:  # pragma: no cover - last resort
+    def _unexpected(error: Exception) -> Response:
+        if app.testing:
+            raise error  # let the test show the traceback
         log.exception("unhandled error")
         return problem("internal_error", "An unexpected error occurred; it has been logged")

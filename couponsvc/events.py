@@ -15,6 +15,7 @@ from .models import Event
 from .timeutil import utcnow
 
 _EVENTS = Event.__table__
+_INSERT = insert(_EVENTS)
 
 
 def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[str, Any],
@@ -23,10 +24,10 @@ def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[st
     if type_ not in Event.TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     event_id = new_id("evt")
-    session.execute(insert(_EVENTS).values(
-        id=event_id, type=type_, merchant_id=merchant_id, coupon_code=coupon_code,
-        coupon_seq=coupon_seq, data=data, created_at=utcnow(),
-    ))
+    session.execute(_INSERT, {
+        "id": event_id, "type": type_, "merchant_id": merchant_id, "coupon_code": coupon_code,
+        "coupon_seq": coupon_seq, "data": data, "created_at": utcnow(),
+    })
     return event_id
 
 
@@ -35,7 +36,7 @@ def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     now = utcnow()
-    session.execute(insert(_EVENTS), [
+    session.execute(_INSERT, [
         {"id": new_id("evt"), "coupon_code": None, "coupon_seq": None, "created_at": now, **row}
         for row in rows
     ])

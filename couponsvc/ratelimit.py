@@ -2,7 +2,10 @@
 
 Only failures count (`coupon_not_found`, `invalid_code`, `invalid_qr`): a till
 that scans real coupons all day is never slowed, while someone guessing codes
-is stopped after a few dozen misses with `429 rate_limited` and `Retry-After`.
+gets `429 rate_limited` with `Retry-After` instead of an answer once a key or an
+address has used up its budget of misses (30 and 60 a minute by default). A real
+coupon still redeems while its till is over budget: guessing one is hopeless
+(54 random bits), and the till must keep working.
 Storage is Flask-Limiter's (Redis when `REDIS_URL` is set, memory otherwise);
 the strategy is a fixed window, the cheapest to check on every scan.
 """
@@ -49,32 +52,24 @@ def client_address() -> str:
 
 @contextmanager
 def guarded_lookup(key_id: str | None):
-    """Refuse when the limit is used up; count the look-up if it fails."""
-    check_lookups(key_id)
+    """Count a failed look-up; past the budget, answer 429 instead of the failure.
+
+    Nothing is asked of the limiter's storage when the look-up succeeds, so the
+    redeem path pays for rate limiting only when a scan fails.
+    """
     try:
         yield
     except DomainError as error:
-        if error.code in FAILED_LOOKUPS:
-            count_failed_lookup(key_id)
+        if error.code in FAILED_LOOKUPS and current_app.config["RATELIMIT_ENABLED"]:
+            _count_failure(key_id)
         raise
 
 
-def check_lookups(key_id: str | None) -> None:
-    """Refuse with 429 when this key or address has used up its failed look-ups."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
-        return
+def _count_failure(key_id: str | None) -> None:
     strategy = limiter.limiter
     for item, kind, identity in _buckets(key_id):
-        if not _safe(strategy.test, item, "lookup", kind, identity):
+        if not _safe(strategy.hit, item, "lookup", kind, identity):
             _refuse(strategy, item, kind, identity)
-
-
-def count_failed_lookup(key_id: str | None) -> None:
-    if not current_app.config["RATELIMIT_ENABLED"]:
-        return
-    strategy = limiter.limiter
-    for item, kind, identity in _buckets(key_id):
-        _safe(strategy.hit, item, "lookup", kind, identity)
 
 
 def _refuse(strategy, item, kind: str, identity: str) -> None:

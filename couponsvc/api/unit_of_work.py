@@ -18,7 +18,6 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Response, current_app, request
-from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import current_principal
@@ -78,7 +77,6 @@ def _idempotent(view, args, kwargs, key: str) -> Response:
     except BaseException:
         db.session.rollback()
         raise
-    _drop_expired(owner, key)
     db.session.add(IdempotencyRecord(
         owner=owner, key=key, request_hash=fingerprint, status_code=response.status_code,
         headers=json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
@@ -93,19 +91,16 @@ def _idempotent(view, args, kwargs, key: str) -> Response:
 
 
 def _find(owner: str, key: str) -> IdempotencyRecord | None:
+    """The live record for this key; an expired one is deleted, so the key starts afresh."""
+    record = db.session.get(IdempotencyRecord, (owner, key))
+    if record is None:
+        return None
     ttl = timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
-    return db.session.execute(select(IdempotencyRecord).where(
-        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
-        IdempotencyRecord.created_at >= utcnow() - ttl,
-    )).scalar_one_or_none()
-
-
-def _drop_expired(owner: str, key: str) -> None:
-    ttl = timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
-    db.session.execute(delete(IdempotencyRecord).where(
-        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key,
-        IdempotencyRecord.created_at < utcnow() - ttl,
-    ))
+    if record.created_at >= utcnow() - ttl:
+        return record
+    db.session.delete(record)
+    db.session.flush()
+    return None
 
 
 def _replay(owner: str, key: str, fingerprint: str) -> Response:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, exists, insert, or_, select, update
+from sqlalchemy import bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..auth import PLATFORM, Principal
@@ -43,16 +44,20 @@ class Redeemed:
 
 def redeem(session: Session, scan: Scan, ring: KeyRing) -> Redeemed:
     target = resolve(scan, ring)
+    principal = scan.principal
     now = utcnow()
-    row = session.execute(_statement(scan.principal, target, scan.uses, now)).first()
+    row = session.execute(_statement(principal.role == PLATFORM, target.campaign_id is not None), {
+        "p_code": target.code, "p_uses": scan.uses, "p_now": now, "p_store_id": target.store_id,
+        "p_merchant_id": principal.merchant_id, "p_campaign_id": target.campaign_id,
+    }).first()
     if row is None:
-        raise refusal(session, scan.principal, target, scan.uses, now)
+        raise refusal(session, principal, target, scan.uses, now)
     redemption_id = new_id("red")
-    session.execute(insert(Redemption.__table__).values(
-        id=redemption_id, coupon_code=target.code, campaign_id=row.campaign_id,
-        merchant_id=row.merchant_id, store_id=target.store_id, api_key_id=scan.principal.key_id,
-        device_id=scan.device_id, uses=scan.uses, redeemed_at=now,
-    ))
+    session.execute(_INSERT_REDEMPTION, {
+        "id": redemption_id, "coupon_code": target.code, "campaign_id": row.campaign_id,
+        "merchant_id": row.merchant_id, "store_id": target.store_id, "api_key_id": principal.key_id,
+        "device_id": scan.device_id, "uses": scan.uses, "redeemed_at": now,
+    })
     coupon = {
         "code": target.code, "status": row.status, "uses_total": row.uses_total,
         "uses_left": row.uses_left, "valid_from": row.valid_from, "valid_until": row.valid_until,
@@ -85,25 +90,32 @@ def refusal(session: Session, principal: Principal, target: Target, uses: int,
         "coupon_already_redeemed", "the coupon changed while it was being redeemed; scan again")
 
 
-def _statement(principal: Principal, target: Target, uses: int, now: datetime):
+_INSERT_REDEMPTION = insert(Redemption.__table__)
+
+
+@cache
+def _statement(any_merchant: bool, signed_campaign: bool):
+    """The conditional UPDATE, built once per variant; values come as bound parameters."""
     c = _COUPONS.c
     links = campaign_stores.c
+    now = bindparam("p_now", type_=c.valid_from.type)
+    store_id, uses = bindparam("p_store_id"), bindparam("p_uses")
     conditions = [
-        c.code == target.code,
+        c.code == bindparam("p_code"),
         c.status == "active",
         c.uses_left >= uses,
         c.valid_from <= now,
         c.valid_until > now,
-        exists().where(Store.id == target.store_id, Store.merchant_id == c.merchant_id),
+        exists().where(Store.id == store_id, Store.merchant_id == c.merchant_id),
         or_(
             ~exists().where(links.campaign_id == c.campaign_id),
-            exists().where(links.campaign_id == c.campaign_id, links.store_id == target.store_id),
+            exists().where(links.campaign_id == c.campaign_id, links.store_id == store_id),
         ),
     ]
-    if principal.role != PLATFORM:
-        conditions.append(c.merchant_id == principal.merchant_id)
-    if target.campaign_id is not None:
-        conditions.append(c.campaign_id == target.campaign_id)
+    if not any_merchant:
+        conditions.append(c.merchant_id == bindparam("p_merchant_id"))
+    if signed_campaign:
+        conditions.append(c.campaign_id == bindparam("p_campaign_id"))
 
     def campaign(column):
         return select(column).where(_CAMPAIGNS.c.id == c.campaign_id).scalar_subquery()
