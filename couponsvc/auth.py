@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from flask import g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .errors import DomainError
@@ -89,16 +89,19 @@ def revoke_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
     return key
 
 
+_KEY_BY_HASH = (
+    select(ApiKey.id, ApiKey.role, ApiKey.merchant_id, ApiKey.store_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
+
+
 def authenticate(session: Session, header: str | None) -> Principal:
     if not header or not header.startswith("Bearer "):
         raise DomainError("unauthenticated", "Send Authorization: Bearer <api key>")
     secret = header[len("Bearer "):].strip()
     if not secret.startswith("cpn_") or len(secret) > 200:
         raise DomainError("unauthenticated", "The API key is not valid")
-    row = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.merchant_id, ApiKey.store_id)
-        .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
-    ).first()
+    row = session.execute(_KEY_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None:
         raise DomainError("unauthenticated", "The API key is not valid or was revoked")
     return Principal(key_id=row.id, role=row.role, merchant_id=row.merchant_id, store_id=row.store_id)

@@ -18,6 +18,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Response, current_app, request
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import current_principal
@@ -27,6 +28,7 @@ from ..models import IdempotencyRecord
 from ..timeutil import utcnow
 
 HEADER = "Idempotency-Key"
+_INSERT_RECORD = insert(IdempotencyRecord.__table__)
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
@@ -77,11 +79,11 @@ def _idempotent(view, args, kwargs, key: str) -> Response:
     except BaseException:
         db.session.rollback()
         raise
-    db.session.add(IdempotencyRecord(
-        owner=owner, key=key, request_hash=fingerprint, status_code=response.status_code,
-        headers=json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
-        body=response.get_data(as_text=True),
-    ))
+    db.session.execute(_INSERT_RECORD, {
+        "owner": owner, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
+        "headers": json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
+        "body": response.get_data(as_text=True), "created_at": utcnow(),
+    })
     try:
         db.session.commit()
     except IntegrityError:
