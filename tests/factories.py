@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
 
 from couponsvc.auth import create_key
+from couponsvc.event_log import assign_positions, unpositioned_count
 from couponsvc.extensions import db
 
 _counter = itertools.count(1)
@@ -53,6 +55,29 @@ class Client:
 
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
+
+    def events(self, key: str | None = "platform", **query) -> list[dict]:
+        """Every event the key may see, all pages, once the outbox has numbered them.
+
+        On PostgreSQL an event gets its position only when every older writing
+        transaction of the cluster has ended; another process's writer can delay
+        that briefly, so wait (boundedly) until nothing is left unnumbered.
+        """
+        with self.app.app_context():
+            deadline = time.monotonic() + 20
+            while unpositioned_count(db.session) and time.monotonic() < deadline:
+                assign_positions(db.session)
+                db.session.commit()
+                time.sleep(0.05)
+            db.session.remove()
+        seen, after = [], None
+        while True:
+            params = {**query, "limit": 500, **({"after": after} if after else {})}
+            page = self.ok(self.get("events", key=key, query_string=params))
+            seen.extend(page["data"])
+            if page["next"] is None:
+                return seen
+            after = page["next"]
 
     def ok(self, response, status: int = 200) -> dict[str, Any]:
         assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
