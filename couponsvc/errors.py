@@ -90,6 +90,9 @@ def domain_problem(error: DomainError) -> Response:
     headers = {}
     if "retry_after" in error.extra:
         headers["Retry-After"] = str(error.extra["retry_after"])
+    if error.code == "unauthenticated":
+        headers["WWW-Authenticate"] = 'Bearer realm="couponsvc"'
+
     return problem(error.code, error.detail, headers=headers, **error.extra)
 
 
@@ -120,7 +123,8 @@ def _http_problem(error: HTTPException) -> Response:
             else:
                 errors["_schema"] = location_errors
         return problem("validation_error", _summarise(errors), errors=errors)
-    if status == 400 and _is_json_decode_error(error):
+    if status == 400 and isinstance(messages, dict) and "json" in messages:
+        # webargs could not decode the body
         return problem("malformed_json", "The request body could not be parsed as JSON")
     code = _HTTP_CODES.get(status)
     if code is None:
