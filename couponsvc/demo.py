@@ -8,9 +8,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import campaigns, merchants
+from . import campaigns, codes, merchants
 from .auth import PLATFORM, Principal, create_key
-from .models import Campaign, Merchant, Store
+from .models import Campaign, Coupon, Merchant, Store
 from .orders import place_order
 from .qr_keys import keyring
 from .timeutil import utcnow
@@ -47,6 +47,8 @@ def load_demo(session: Session) -> list[str]:
                          label="demo till")
     session.commit()
     base = current_app.config["PUBLIC_URL"] or "http://127.0.0.1:5000"
+    sample = session.execute(select(Coupon.code).where(
+        Coupon.campaign_id == deal.id, Coupon.status == "active").order_by(Coupon.code)).scalars().first()
     return [
         f"merchant   {merchant.id}  {merchant.name}",
         f"store      {stores[0].id}  {stores[0].name}",
@@ -54,5 +56,6 @@ def load_demo(session: Session) -> list[str]:
         f"platform key  {platform.secret}",
         f"manager key   {manager.secret}",
         f"scanner key   {scanner.secret}   (pinned to {stores[0].name})",
+        f"coupon     {codes.display(sample) if sample else '(all used)'}  (type it at the till)",
         f"docs       {base}/api/v1/docs",
     ]

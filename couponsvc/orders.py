@@ -82,7 +82,7 @@ def place_order(session: Session, campaign_id: str, *, customer_ref: str, quanti
     emit(session, "coupon.issued", merchant_id=campaign.merchant_id, data={
         "campaign_id": campaign.id, "order_id": order.id, "count": len(codes),
         "coupons": [{"code": code, "status": status} for code in codes],
-    })
+    } | campaign_event_data(campaign))
     return PlacedOrder(order=order, codes=codes, coupon_status=status, campaign=campaign)
 
 
