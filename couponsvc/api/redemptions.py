@@ -29,7 +29,7 @@ from .schemas.redemptions import (
     ScanIn,
     ValidationOut,
 )
-from .unit_of_work import unit_of_work
+from .unit_of_work import after_rollback, unit_of_work
 
 blp = Blueprint("redemptions", __name__, url_prefix="/api/v1", description="Redemption at the till")
 
@@ -41,14 +41,13 @@ def _scan(data: dict) -> till.Scan:
 
 
 def _refused(scan: till.Scan, action: str, error: DomainError) -> None:
-    """Keep a record of the refusal, in its own transaction after the rollback."""
-    db.session.rollback()
-    till.record_refusal(db.session, scan, action, error)
-    db.session.commit()
+    """Keep a record of the refusal, written after the rollback of the attempt."""
+    after_rollback(lambda: till.record_refusal(db.session, scan, action, error))
 
 
 @blp.route("/redemptions/validate")
 class Validate(MethodView):
+    @unit_of_work
     @requires(*TILL)
     @blp.arguments(ScanIn)
     @blp.response(200, ValidationOut)
@@ -61,7 +60,7 @@ class Validate(MethodView):
             _refused(scan, "validate", error)
             raise
         if not result.ok:
-            _refused(scan, "validate", DomainError(result.code))
+            till.record_refusal(db.session, scan, "validate", DomainError(result.code))
         coupon = result.coupon
         kid = db.session.get(Campaign, coupon.campaign_id).qr_kid
         return {"ok": result.ok, "code": result.code, "detail": result.detail,

@@ -1,11 +1,11 @@
 """The one place a request's transaction is committed, and `Idempotency-Key` honoured.
 
 `@unit_of_work` wraps a writing view (outside flask-smorest's response decorator,
-so it sees the final response): it commits when the view answers below 400 and
-rolls back otherwise. With an `Idempotency-Key` header, the response is stored in
+so it sees the final response): it commits what the view did, or rolls it back
+when the view raises. With an `Idempotency-Key` header, the response is stored in
 the same transaction as the change it reports, so a replay can never describe a
-change that was rolled back. A concurrent or repeated request with the same key
-loses the race on the table's primary key and replays the stored answer instead.
+change that was rolled back. Requests with the same key take a transaction-scoped
+advisory lock first, so a duplicate waits for the first and replays its answer.
 Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
 validation errors, 429 and 5xx are not.
 """
@@ -17,8 +17,8 @@ import json
 from datetime import timedelta
 from functools import wraps
 
-from flask import Response, current_app, request
-from sqlalchemy import insert
+from flask import Response, current_app, g, request
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import current_principal
@@ -46,17 +46,33 @@ def unit_of_work(view):
     return wrapper
 
 
+def after_rollback(fn) -> None:
+    """Have `fn()` write something (a refused attempt) once a refusal has rolled back.
+
+    It runs in the transaction that follows the rollback, the one that also stores
+    the idempotent answer, so the two are committed together.
+    """
+    g.setdefault("couponsvc_after_rollback", []).append(fn)
+
+
 def _run(view, args, kwargs) -> Response:
     try:
         response = current_app.make_response(view(*args, **kwargs))
+    except DomainError:
+        _roll_back()
+        db.session.commit()
+        raise
     except BaseException:
         db.session.rollback()
         raise
-    if response.status_code < 400:
-        db.session.commit()
-    else:
-        db.session.rollback()
+    db.session.commit()
     return response
+
+
+def _roll_back() -> None:
+    db.session.rollback()
+    for fn in g.pop("couponsvc_after_rollback", []):
+        fn()
 
 
 # Refusals that say nothing about the outcome of the operation are not remembered.
@@ -67,29 +83,49 @@ _NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", 
 def _idempotent(view, args, kwargs, key: str) -> Response:
     owner = current_principal().owner
     fingerprint = _fingerprint()
+    _serialise(owner, key)
     if _find(owner, key) is not None:
         return _replay(owner, key, fingerprint)
     try:
         response = current_app.make_response(view(*args, **kwargs))
     except DomainError as error:
-        db.session.rollback()
+        _roll_back()
         if error.code in _NOT_STORED:
+            db.session.commit()
             raise
+        _serialise(owner, key)
         response = domain_problem(error)
     except BaseException:
         db.session.rollback()
         raise
-    db.session.execute(_INSERT_RECORD, {
-        "owner": owner, "key": key, "request_hash": fingerprint, "status_code": response.status_code,
-        "headers": json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
-        "body": response.get_data(as_text=True), "created_at": utcnow(),
-    })
     try:
+        db.session.execute(_INSERT_RECORD, {
+            "owner": owner, "key": key, "request_hash": fingerprint,
+            "status_code": response.status_code, "headers": json.dumps(
+                {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
+            "body": response.get_data(as_text=True), "created_at": utcnow(),
+        })
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return _replay(owner, key, fingerprint)
     return response
+
+
+def _serialise(owner: str, key: str) -> None:
+    """Requests with the same key wait for each other (PostgreSQL), so a duplicate
+    replays the first answer instead of running, and failing, a second time.
+
+    SQLite serialises writers anyway; there a duplicate that raced the first one
+    may still run and is then answered from the first one's stored record.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    lock = int.from_bytes(hashlib.sha256(f"{owner}\0{key}".encode()).digest()[:8], "big", signed=True)
+    db.session.execute(_LOCK, {"lock": lock})
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:lock)")
 
 
 def _find(owner: str, key: str) -> IdempotencyRecord | None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from couponsvc import codes
 from couponsvc.qr.keyring import KeyRing
 
 PREFIX = "CPN1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PARTS = 5
 # Longer text is refused before it is split: a real payload is about 150 characters.
 _MAX_LENGTH = 512
@@ -65,7 +66,8 @@ def build(
         raise ValueError(f"campaign id {campaign_id!r} cannot go into a QR payload")
     if valid_until.tzinfo is None:
         raise ValueError("valid_until must be an aware datetime")
-    unix = int(valid_until.timestamp())  # whole seconds: a partial one is dropped
+    # whole seconds, a partial one dropped; integer arithmetic, as floats round far dates up
+    unix = (valid_until - _EPOCH) // timedelta(seconds=1)
     if unix < 0:
         raise ValueError("valid_until must not precede 1970")
     body = f"{PREFIX}.{code}.{campaign_id}.{unix}"
