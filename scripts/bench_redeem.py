@@ -27,7 +27,12 @@ One run does, against PostgreSQL (`DATABASE_URL`) and Redis (`REDIS_URL`):
 Figures: redeems/s counts 2xx answers only; every other status is printed, never
 hidden. p50/p99 come from wrk's latency histogram, which covers every request of
 the run. If a wrk thread runs out of coupons it stops early and the run says so
-(raise --codes-per-second).
+(raise --codes-per-second). Each measured run also prints the CPU time per redeem of
+the app server and of PostgreSQL (from /proc), how busy the CPUs were and how much of
+that went to other processes (on a shared machine the figures are noisy, and the run
+says so), and what the database sessions were doing (pg_stat_activity every 50 ms:
+many `idle in transaction` sessions mean requests hold transactions open while they
+wait for the CPU or do other work).
 
 gunicorn settings (the same for both apps): `-k gthread -w 3 --threads 4` by
 default. gthread keeps the 16 client connections alive (sync workers close each
@@ -58,6 +63,7 @@ import json
 import math
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -365,6 +371,139 @@ def start_thin(procs: Processes, args: argparse.Namespace, env: dict[str, str],
     return Server("ceiling", proc, port, log_path)
 
 
+_BACKEND = re.compile(r"^postgres: [^:]+: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+
+
+def postgres_pids(dbname: str | None) -> list[int]:
+    """The server's own processes and the client backends of `dbname`; not the backends of
+    other databases (another test suite on the same server is not our cost)."""
+    out = subprocess.run(["ps", "-C", "postgres", "-o", "pid=,args="], capture_output=True,
+                         text=True, check=False).stdout
+    pids = []
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        backend = _BACKEND.match(args.strip())
+        if backend and dbname and backend.group(1) != dbname:
+            continue
+        pids.append(int(pid))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live pid, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    result = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        result[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return result
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs have spent busy since boot, from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU time of the app server (master and workers), PostgreSQL, the load generator
+    and everything else on the machine during a run: others' load makes figures noisy."""
+
+    def __init__(self, server: Server, db_url: str | None) -> None:
+        self.server = server
+        self.dbname = conninfo_to_dict(db_url).get("dbname") if db_url else None
+
+    def _sample(self) -> tuple[dict[int, float], dict[int, float]]:
+        app = [self.server.proc.pid, *worker_pids(self.server.proc.pid)]
+        return cpu_seconds(app), cpu_seconds(postgres_pids(self.dbname))
+
+    def __enter__(self) -> CpuMeter:
+        self.started = time.monotonic()
+        self.busy = machine_busy_seconds()
+        self.children = children_cpu_seconds()
+        self.before = self._sample()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        after = self._sample()
+        self.app, self.db = (
+            sum(v - before.get(pid, 0.0) for pid, v in now.items())
+            for before, now in zip(self.before, after, strict=True)
+        )
+        self.wall = time.monotonic() - self.started
+        self.load_generator = children_cpu_seconds() - self.children
+        self.machine = machine_busy_seconds() - self.busy
+        self.others = max(0.0, self.machine - self.app - self.db - self.load_generator)
+
+    def describe(self) -> str:
+        wall = self.wall or 1.0
+        return (f"CPUs busy {self.machine / wall:.2f} of {os.cpu_count()}: app "
+                f"{self.app / wall:.2f}, PostgreSQL {self.db / wall:.2f}, wrk "
+                f"{self.load_generator / wall:.2f}, other processes {self.others / wall:.2f}")
+
+
+class PgSampler:
+    """Samples what the benchmark database's sessions are doing, every 50 ms, during a run.
+
+    The mean number of sessions `active` (and on what they wait), `idle in
+    transaction` (the app holds a transaction open while it works elsewhere) and
+    `idle` show where a request's time goes that the app's CPU time does not explain.
+    """
+
+    def __init__(self, db_url: str | None) -> None:
+        self.db_url = db_url
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        try:
+            with psycopg.connect(self.db_url, autocommit=True) as conn:
+                while not self._stop.wait(0.05):
+                    rows = conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend'").fetchall()
+                    self.samples += 1
+                    for state, wait_type, wait in rows:
+                        name = state or "?"
+                        if state == "active" and wait_type:
+                            name = f"active, waiting on {wait_type}:{wait}"
+                        self.counts[name] = self.counts.get(name, 0) + 1
+        except psycopg.Error:
+            pass
+
+    def __enter__(self) -> PgSampler:
+        if self.db_url:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def describe(self) -> str:
+        if not self.samples:
+            return "n/a"
+        parts = sorted(self.counts.items(), key=lambda item: -item[1])
+        return ", ".join(f"{name} {count / self.samples:.1f}" for name, count in parts[:6])
+
+
 def worker_pids(master: int) -> list[int]:
     try:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True,
@@ -508,12 +647,25 @@ class WrkResult:
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
+    cpu_app: float | None = None
+    cpu_db: float | None = None
+    sessions: str = "n/a"
+    cpu_note: str = ""
+    cpu_others: float = 0.0
+
     def ms(self, key: str) -> float:
         return self.data["latency_us"][key] / 1000
 
+    def cpu_per_redeem(self) -> str:
+        if self.cpu_app is None or not self.ok:
+            return "n/a"
+        return (f"app {self.cpu_app / self.ok * 1000:.2f} ms + PostgreSQL "
+                f"{(self.cpu_db or 0.0) / self.ok * 1000:.2f} ms")
+
 
 def run_wrk(wrk: str, server: Server, mode: str, codes_file: Path, seconds: int, out: Path,
-            label: str, fixture: Fixture | None, idempotency: bool) -> WrkResult:
+            label: str, fixture: Fixture | None, idempotency: bool, db_url: str,
+            sample_sessions: bool = True) -> WrkResult:
     argv = [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
             "--timeout", "10s", "-s", str(BENCH_DIR / "redeem.lua"), server.url,
             "--", mode, str(codes_file), str(WRK_THREADS)]
@@ -521,12 +673,20 @@ def run_wrk(wrk: str, server: Server, mode: str, codes_file: Path, seconds: int,
         if fixture is None:
             raise BenchError("mode 'ours' needs the fixture")
         argv += [fixture.scanner_key, fixture.store_id, "1" if idempotency else "0"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    with CpuMeter(server, db_url) as cpu, \
+            PgSampler(db_url if sample_sessions else None) as sessions:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120,
+                              check=False)
     (out / f"wrk-{label}.txt").write_text(done.stdout + done.stderr)
     match = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.MULTILINE)
     if done.returncode != 0 or not match:
         raise BenchError(f"wrk ({label}) exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return WrkResult(label, json.loads(match.group(1)))
+    result = WrkResult(label, json.loads(match.group(1)))
+    result.cpu_app, result.cpu_db = cpu.app, cpu.db
+    result.sessions = sessions.describe()
+    result.cpu_note = cpu.describe()
+    result.cpu_others = cpu.others / (cpu.wall or 1.0)
+    return result
 
 
 def print_wrk(result: WrkResult) -> None:
@@ -535,7 +695,13 @@ def print_wrk(result: WrkResult) -> None:
         f"{result.rate:,.0f} redeems/s; latency p50 {result.ms('p50'):.1f} ms, "
         f"p90 {result.ms('p90'):.1f} ms, p99 {result.ms('p99'):.1f} ms, max {result.ms('max'):.1f} ms")
     log(f"    statuses {d['statuses']}; codes loaded {d['codes_loaded']:,}, answered "
-        f"{d['answered']:,}")
+        f"{d['answered']:,}; CPU per redeem: {result.cpu_per_redeem()}")
+    if result.cpu_note:
+        log(f"    {result.cpu_note}")
+        if result.cpu_others > 0.2:
+            log("    NOTE: other processes took CPU during this run; its figures are noisy")
+    if result.sessions != "n/a":
+        log(f"    PostgreSQL sessions (mean count by state): {result.sessions}")
     bad = result.non_2xx
     errors = {k: v for k, v in d["errors"].items() if v and k != "status"}
     if bad:
@@ -595,8 +761,8 @@ def smoke_redeem(server: Server, fixture: Fixture, code: str) -> None:
 
 
 def start_profiler(procs: Processes, server: Server, out: Path, seconds: int,
-                   fmt: str) -> tuple[subprocess.Popen | None, Path]:
-    suffix = "svg" if fmt == "flamegraph" else "json"
+                   fmt: str, gil_only: bool) -> tuple[subprocess.Popen | None, Path]:
+    suffix = {"flamegraph": "svg", "speedscope": "json", "raw": "txt"}[fmt]
     target = out / f"profile-ours.{suffix}"
     py_spy = VENV_BIN / "py-spy"
     if not py_spy.exists() and not shutil.which("py-spy"):
@@ -605,6 +771,8 @@ def start_profiler(procs: Processes, server: Server, out: Path, seconds: int,
     argv = [str(py_spy) if py_spy.exists() else "py-spy", "record", "--pid", str(server.proc.pid),
             "--subprocesses", "--nonblocking", "--rate", "100", "--format", fmt,
             "--duration", str(seconds + 1), "--output", str(target)]
+    if gil_only:
+        argv.append("--gil")
     proc = procs.start("py-spy", argv, env=dict(os.environ), log_path=out / "py-spy.log")
     time.sleep(1.0)
     if proc.poll() is not None:
@@ -743,7 +911,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the measured run of ours (its figures drop by py-spy's cost)")
     parser.add_argument("--profile-format", default="flamegraph",
-                        choices=("flamegraph", "speedscope"))
+                        choices=("flamegraph", "speedscope", "raw"),
+                        help="py-spy output: flamegraph (svg), speedscope (json) or raw "
+                             "(collapsed stacks, one a line)")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="sample only threads holding the GIL: where the CPU goes, "
+                             "not where requests wait")
     parser.add_argument("--keep-db", action="store_true",
                         help="reuse the default scratch database instead of recreating it")
     parser.add_argument("--fresh-db", action="store_true",
@@ -822,13 +995,14 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     warm_codes, run_codes = codes[1:1 + warm_n], codes[1 + warm_n:]
     if args.warmup:
         print_wrk(run_wrk(wrk, ours, "ours", write_codes(out / "codes-ours-warmup.txt", warm_codes),
-                          args.warmup, out, "ours-warmup", fixture, args.idempotency))
+                          args.warmup, out, "ours-warmup", fixture, args.idempotency, db_url,
+                          sample_sessions=False))
     profiler, profile_target = (None, out / "profile")
     if args.profile:
         profiler, profile_target = start_profiler(procs, ours, out, args.duration,
-                                                  args.profile_format)
+                                                  args.profile_format, args.profile_gil)
     ours_result = run_wrk(wrk, ours, "ours", write_codes(out / "codes-ours.txt", run_codes),
-                          args.duration, out, "ours", fixture, args.idempotency)
+                          args.duration, out, "ours", fixture, args.idempotency, db_url)
     ours_result.label = "ours"
     print_wrk(ours_result)
     profile_note = finish_profiler(procs, profiler, profile_target, out) if args.profile else None
@@ -847,10 +1021,11 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     if args.warmup:
         print_wrk(run_wrk(wrk, thin, "thin", write_codes(out / "codes-thin-warmup.txt",
                                                          thin_codes[:thin_warm_n]),
-                          args.warmup, out, "thin-warmup", None, False))
+                          args.warmup, out, "thin-warmup", None, False, db_url,
+                          sample_sessions=False))
     thin_result = run_wrk(wrk, thin, "thin", write_codes(out / "codes-thin.txt",
                                                          thin_codes[thin_warm_n:]),
-                          args.duration, out, "ceiling", None, False)
+                          args.duration, out, "ceiling", None, False, db_url)
     print_wrk(thin_result)
     procs.stop(thin.proc)
     ratio = ours_result.rate / thin_result.rate if thin_result.rate else float("nan")
@@ -889,6 +1064,10 @@ def summary(args: argparse.Namespace, sequential: OrderStats, concurrent: OrderS
         ("redeems/s, ceiling (thin app)", f"{thin.rate:,.0f}", ""),
         ("p50 / p99, ceiling", f"{thin.ms('p50'):.1f} / {thin.ms('p99'):.1f} ms", ""),
         ("ratio ours/ceiling", f"{ratio:.2f}", ">= 0.5"),
+        ("CPU per redeem, ours", ours.cpu_per_redeem(), ""),
+        ("CPU per redeem, ceiling", thin.cpu_per_redeem(), ""),
+        ("CPUs used by other processes, ours / ceiling run",
+         f"{ours.cpu_others:.2f} / {thin.cpu_others:.2f}", "~0 (a quiet machine)"),
         ("non-2xx, ours / ceiling", f"{sum(ours.non_2xx.values())} / {sum(thin.non_2xx.values())}",
          "0 / 0"),
         ("PostgreSQL UPDATEs/s (pgbench)", f"{pg_tps:,.0f}" if pg_tps else "n/a", ""),
