@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from .config import load_settings
+from .web_session import AdminOnlySessionInterface
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -48,6 +49,7 @@ def _configure(app: Flask) -> None:
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     app.json.ensure_ascii = False
+    app.session_interface = AdminOnlySessionInterface()
     if uri.startswith("sqlite"):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})

@@ -45,9 +45,9 @@ def place_order(session: Session, campaign_id: str, *, customer_ref: str, quanti
                 payment_ref: str = "") -> PlacedOrder:
     now = utcnow()
     customer = normalise_customer_ref(customer_ref)
-    if not customer:
-        raise DomainError("validation_error", "customer_ref is empty",
-                          errors={"customer_ref": ["Must not be blank."]})
+    if not customer or len(customer) > 200:
+        raise DomainError("validation_error", "customer_ref is empty or too long once normalised",
+                          errors={"customer_ref": ["Must be 1 to 200 characters once normalised."]})
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise DomainError("not_found", "No such campaign")

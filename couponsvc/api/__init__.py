@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..errors import DomainError
 from ..extensions import api
 from . import campaigns, coupons, events, merchants, orders, redemptions
-from .schemas.common import ProblemSchema
+from .schemas.common import ProblemSchema, storable
 
 BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp)
 
@@ -24,3 +25,10 @@ def register_api(app: Flask) -> None:
         api.spec.options["security"] = [{"bearerAuth": []}]
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    app.url_value_preprocessor(_refuse_unstorable_path)
+
+
+def _refuse_unstorable_path(endpoint, values) -> None:
+    """A path segment with a NUL or a lone surrogate names nothing: 404, not a database error."""
+    if values and not all(storable(value) for value in values.values() if isinstance(value, str)):
+        raise DomainError("not_found", "No such object")

@@ -4,8 +4,8 @@
 so it sees the final response): it commits what the view did, or rolls it back
 when the view raises. With an `Idempotency-Key` header, the response is stored in
 the same transaction as the change it reports, so a replay can never describe a
-change that was rolled back. Requests with the same key take a transaction-scoped
-advisory lock first, so a duplicate waits for the first and replays its answer.
+change that was rolled back. A request first claims its key (a row inserted in its
+own transaction), so a duplicate waits for the first and replays its answer.
 Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
 validation errors, 429 and 5xx are not.
 """
@@ -15,20 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 
 from flask import Response, current_app, g, request
-from sqlalchemy import insert, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..auth import current_principal
 from ..errors import DomainError, domain_problem
 from ..extensions import db
 from ..models import IdempotencyRecord
 from ..timeutil import utcnow
+from .schemas.common import storable
 
 HEADER = "Idempotency-Key"
-_INSERT_RECORD = insert(IdempotencyRecord.__table__)
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
@@ -39,11 +39,22 @@ def unit_of_work(view):
         if key is None:
             return _run(view, args, kwargs)
         key = key.strip()
-        if not key or len(key) > 255:
-            raise DomainError("bad_request", "Idempotency-Key must be 1 to 255 characters")
+        if not key or len(key) > 255 or not storable(key):
+            raise DomainError("bad_request", "Idempotency-Key must be 1 to 255 printable characters")
         return _idempotent(view, args, kwargs, key)
 
+    apidoc = getattr(wrapper, "_apidoc", {})
+    manual = apidoc.setdefault("manual_doc", {})
+    manual.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+    wrapper._apidoc = apidoc
     return wrapper
+
+
+IDEMPOTENCY_PARAMETER = {
+    "in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "Makes a retry safe: the same key and body within 24 h replay the first answer; "
+                   "another body is 409 idempotency_key_reused.",
+}
 
 
 def after_rollback(fn) -> None:
@@ -83,68 +94,72 @@ _NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", 
 def _idempotent(view, args, kwargs, key: str) -> Response:
     owner = current_principal().owner
     fingerprint = _fingerprint()
-    _serialise(owner, key)
-    if _find(owner, key) is not None:
+    if not _claim(owner, key, fingerprint):
         return _replay(owner, key, fingerprint)
     try:
         response = current_app.make_response(view(*args, **kwargs))
     except DomainError as error:
-        _roll_back()
+        _roll_back()  # this also drops the claim
         if error.code in _NOT_STORED:
             db.session.commit()
             raise
-        _serialise(owner, key)
+        if not _claim(owner, key, fingerprint):
+            db.session.rollback()
+            return _replay(owner, key, fingerprint)
         response = domain_problem(error)
     except BaseException:
         db.session.rollback()
         raise
-    try:
-        db.session.execute(_INSERT_RECORD, {
-            "owner": owner, "key": key, "request_hash": fingerprint,
-            "status_code": response.status_code, "headers": json.dumps(
-                {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
-            "body": response.get_data(as_text=True), "created_at": utcnow(),
-        })
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return _replay(owner, key, fingerprint)
+    db.session.execute(_STORE, {
+        "p_owner": owner, "p_key": key, "status_code": response.status_code,
+        "headers": json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
+        "body": response.get_data(as_text=True),
+    })
+    db.session.commit()
     return response
 
 
-def _serialise(owner: str, key: str) -> None:
-    """Requests with the same key wait for each other (PostgreSQL), so a duplicate
-    replays the first answer instead of running, and failing, a second time.
+def _claim(owner: str, key: str, fingerprint: str) -> bool:
+    """Take the key for this request, or say that another request has it.
 
-    SQLite serialises writers anyway; there a duplicate that raced the first one
-    may still run and is then answered from the first one's stored record.
+    The claim is a row inserted in this transaction (status 0, no body) and
+    committed together with the answer. A concurrent request with the same key
+    waits on the unique index until this transaction ends, then finds the
+    answer; an expired record (older than the TTL) is taken over.
     """
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    lock = int.from_bytes(hashlib.sha256(f"{owner}\0{key}".encode()).digest()[:8], "big", signed=True)
-    db.session.execute(_LOCK, {"lock": lock})
+    now = utcnow()
+    expired = now - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
+    claimed = db.session.execute(_claim_statement(db.session.get_bind().dialect.name), {
+        "owner": owner, "key": key, "request_hash": fingerprint, "status_code": 0,
+        "headers": "{}", "body": "", "created_at": now, "p_expired": expired,
+    }).first()
+    return claimed is not None
 
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:lock)")
+@cache
+def _claim_statement(dialect: str):
+    module = postgresql if dialect == "postgresql" else sqlite
+    table = IdempotencyRecord.__table__
+    statement = module.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=["owner", "key"],
+        set_={name: statement.excluded[name]
+              for name in ("request_hash", "status_code", "headers", "body", "created_at")},
+        where=table.c.created_at < bindparam("p_expired", type_=table.c.created_at.type),
+    ).returning(table.c.owner)
 
 
-def _find(owner: str, key: str) -> IdempotencyRecord | None:
-    """The live record for this key; an expired one is deleted, so the key starts afresh."""
-    record = db.session.get(IdempotencyRecord, (owner, key))
-    if record is None:
-        return None
-    ttl = timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
-    if record.created_at >= utcnow() - ttl:
-        return record
-    db.session.delete(record)
-    db.session.flush()
-    return None
+_STORE = (
+    update(IdempotencyRecord.__table__)
+    .where(IdempotencyRecord.owner == bindparam("p_owner"), IdempotencyRecord.key == bindparam("p_key"))
+)
 
 
 def _replay(owner: str, key: str, fingerprint: str) -> Response:
-    record = _find(owner, key)
+    record = db.session.execute(select(IdempotencyRecord).where(
+        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)).scalar_one_or_none()
     db.session.rollback()
-    if record is None:  # the other request rolled back: the caller may simply retry
+    if record is None or record.status_code == 0:  # the first request rolled back meanwhile
         raise DomainError("idempotency_key_in_use", "Retry the request")
     if record.request_hash != fingerprint:
         raise DomainError("idempotency_key_reused",

@@ -16,8 +16,9 @@ def record_refusal(session: Session, scan: Scan, action: str, error: DomainError
     principal = scan.principal
     session.execute(insert(RedemptionAttempt.__table__).values(
         merchant_id=principal.merchant_id, coupon_code=_code_of(scan), action=action,
-        reason=error.code, raw_input=scan.raw, store_id=scan.store_id or principal.store_id,
-        api_key_id=principal.key_id, device_id=scan.device_id,
+        reason=error.code, raw_input=scan.raw[:300],
+        store_id=(scan.store_id or principal.store_id or "")[:40] or None,
+        api_key_id=principal.key_id, device_id=scan.device_id[:100] if scan.device_id else None,
         client_address=scan.client_address, created_at=utcnow(),
     ))
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .common import Money, Name, Text, Time
+from .common import InputSchema, Money, Name, Text, Time
 
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as CNY.")
 POSITIVE = validate.Range(1, 10**9)
 
 
-class CampaignIn(Schema):
-    merchant_id = fields.Str(required=True)
+class CampaignIn(InputSchema):
+    merchant_id = fields.Str(required=True, validate=validate.Length(1, 40))
     title = Name(300, required=True)
     description = Text(20000, load_default="")
     city = Text(100)
@@ -26,11 +26,11 @@ class CampaignIn(Schema):
     uses_per_coupon = fields.Int(strict=True, load_default=1, validate=validate.Range(1, 1000))
     valid_from = Time(required=True)
     valid_until = Time(required=True)
-    store_ids = fields.List(fields.Str(), load_default=list, validate=validate.Length(max=1000),
+    store_ids = fields.List(fields.Str(validate=validate.Length(1, 40)), load_default=list, validate=validate.Length(max=1000),
                             metadata={"description": "stores honouring it; empty: every store"})
 
 
-class CampaignPatch(Schema):
+class CampaignPatch(InputSchema):
     """Draft: any field. Active or paused: title, description, city, and sales_end later only."""
 
     title = Name(300)
@@ -47,7 +47,7 @@ class CampaignPatch(Schema):
     uses_per_coupon = fields.Int(strict=True, validate=validate.Range(1, 1000))
     valid_from = Time()
     valid_until = Time()
-    store_ids = fields.List(fields.Str(), validate=validate.Length(max=1000))
+    store_ids = fields.List(fields.Str(validate=validate.Length(1, 40)), validate=validate.Length(max=1000))
 
 
 class CampaignOut(Schema):
@@ -79,7 +79,7 @@ class CampaignOut(Schema):
     closed_at = fields.DateTime(allow_none=True)
 
 
-class CampaignListArgs(Schema):
+class CampaignListArgs(InputSchema):
     merchant_id = fields.Str()
     status = fields.Str(validate=validate.OneOf(
         ["draft", "active", "paused", "ended", "failed", "cancelled"]))
@@ -88,7 +88,7 @@ class CampaignListArgs(Schema):
     after = fields.Str(load_default=None)
 
 
-class CancelIn(Schema):
+class CancelIn(InputSchema):
     reason = Text(500, load_default="")
 
 

@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from collections.abc import Mapping
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
+
+
+def storable(text: str) -> bool:
+    """Text a database can keep: no NUL character, no lone UTF-16 surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class InputSchema(Schema):
+    """Base of every request schema: refuse text that no column can store, field by field."""
+
+    @pre_load
+    def _refuse_unstorable_text(self, data, **kwargs):
+        if isinstance(data, Mapping):
+            bad = {str(name): ["Contains a character that cannot be stored (NUL or a lone surrogate)."]
+                   for name, value in data.items() if not _all_storable(value)}
+            if bad:
+                raise ValidationError(bad)
+        return data
+
+
+def _all_storable(value) -> bool:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, Mapping):
+        return all(_all_storable(k) and _all_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_storable(item) for item in value)
+    return True
 
 
 class ProblemSchema(Schema):
@@ -16,7 +52,7 @@ class ProblemSchema(Schema):
     errors = fields.Dict(keys=fields.Str(), values=fields.Raw())
 
 
-class ListArgs(Schema):
+class ListArgs(InputSchema):
     limit = fields.Int(load_default=50, validate=validate.Range(1, 500))
     after = fields.Str(load_default=None, validate=validate.Length(max=100))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .common import Name, Text
+from .common import InputSchema, Name, Text
 
 
-class OrderIn(Schema):
+class OrderIn(InputSchema):
     customer_ref = Name(200, required=True, metadata={
         "description": "the buyer; compared trimmed and case-folded for per_customer_limit"})
     quantity = fields.Int(strict=True, load_default=1, validate=validate.Range(1, 1000))
@@ -71,11 +71,11 @@ class CouponBrief(Schema):
     order_id = fields.Str(allow_none=True)
 
 
-class VoidIn(Schema):
+class VoidIn(InputSchema):
     reason = Text(500, load_default="")
 
 
-class BulkIn(Schema):
+class BulkIn(InputSchema):
     count = fields.Int(strict=True, required=True, validate=validate.Range(1, 1_000_000))
 
 
@@ -93,7 +93,7 @@ class JobOut(Schema):
     csv_url = fields.Str(allow_none=True)
 
 
-class QrArgs(Schema):
+class QrArgs(InputSchema):
     scale = fields.Int(load_default=None, validate=validate.Range(1, 40),
                        metadata={"description": "pixels per module: 8 for a phone, 20-40 for print"})
 
@@ -104,5 +104,5 @@ class RevocationOut(Schema):
     revoked_at = fields.DateTime(attribute="created_at")
 
 
-class CsvArgs(Schema):
+class CsvArgs(InputSchema):
     status = fields.Str(validate=validate.OneOf(["pending", "active", "redeemed", "voided"]))

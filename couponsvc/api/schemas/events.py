@@ -5,9 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ...models import Event
+from .common import InputSchema
 
 
-class EventListArgs(Schema):
+class EventListArgs(InputSchema):
     after = fields.Str(load_default=None)
     type = fields.Str(validate=validate.OneOf(Event.TYPES))
     limit = fields.Int(load_default=50, validate=validate.Range(1, 500))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ...auth import MANAGER, SCANNER
-from .common import Name, Text
+from .common import InputSchema, Name, Text
 
 
-class MerchantIn(Schema):
+class MerchantIn(InputSchema):
     name = Name(required=True)
     city = Name(100, required=True)
     timezone = fields.Str(load_default="Asia/Shanghai", validate=validate.Length(1, 64))
@@ -18,7 +18,7 @@ class MerchantIn(Schema):
                                            "(default 600; capped by the operator)"})
 
 
-class MerchantPatch(Schema):
+class MerchantPatch(InputSchema):
     name = Name()
     city = Name(100)
     timezone = fields.Str(validate=validate.Length(1, 64))
@@ -34,7 +34,7 @@ class MerchantOut(Schema):
     created_at = fields.DateTime()
 
 
-class StoreIn(Schema):
+class StoreIn(InputSchema):
     name = Name(required=True)
     city = Text(100, load_default="")
     address = Text(500, load_default="")
@@ -49,9 +49,9 @@ class StoreOut(Schema):
     created_at = fields.DateTime()
 
 
-class ApiKeyIn(Schema):
+class ApiKeyIn(InputSchema):
     role = fields.Str(required=True, validate=validate.OneOf([MANAGER, SCANNER]))
-    store_id = fields.Str(load_default=None, allow_none=True)
+    store_id = fields.Str(load_default=None, allow_none=True, validate=validate.Length(1, 40))
     label = Text(200, load_default="")
 
 

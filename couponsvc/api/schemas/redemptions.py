@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .common import Text
+from .common import InputSchema, Text
 from .coupons import CouponBrief, CouponOut
 
 
-class ScanIn(Schema):
+class ScanIn(InputSchema):
     code = Text(64, metadata={"description": "typed code, any case, spaces and hyphens allowed"})
     qr = Text(512, metadata={"description": "the scanned QR text (CPN1....)"})
-    store_id = fields.Str(load_default=None, allow_none=True,
+    store_id = fields.Str(load_default=None, allow_none=True, validate=validate.Length(1, 40),
                           metadata={"description": "implied by a store-pinned scanner key"})
     uses = fields.Int(strict=True, load_default=1, validate=validate.Range(1, 1000))
     device_id = Text(100, load_default=None, allow_none=True)
@@ -38,7 +38,7 @@ class RedemptionOut(Schema):
     redeemed_at = fields.DateTime()
 
 
-class ReverseIn(Schema):
+class ReverseIn(InputSchema):
     reason = fields.Str(required=True, validate=validate.Length(1, 500))
 
 
@@ -52,7 +52,7 @@ class ReversalOut(Schema):
     reversal_reason = fields.Str()
 
 
-class RedemptionListArgs(Schema):
+class RedemptionListArgs(InputSchema):
     code = fields.Str()
     store_id = fields.Str()
     limit = fields.Int(load_default=50, validate=validate.Range(1, 500))
@@ -72,7 +72,7 @@ class RedemptionRow(Schema):
     reversal_reason = fields.Str(allow_none=True)
 
 
-class AttemptListArgs(Schema):
+class AttemptListArgs(InputSchema):
     code = fields.Str()
     reason = fields.Str()
     store_id = fields.Str()
