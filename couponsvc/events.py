@@ -5,6 +5,7 @@ Nothing is delivered from here: issue #3's relay reads committed rows only.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -19,14 +20,15 @@ _INSERT = insert(_EVENTS)
 
 
 def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[str, Any],
-         coupon_code: str | None = None, coupon_seq: int | None = None) -> str:
+         coupon_code: str | None = None, coupon_seq: int | None = None,
+         event_id: str | None = None, created_at: datetime | None = None) -> str:
     """Add one event to the outbox in the current transaction; return its id."""
     if type_ not in Event.TYPES:
         raise ValueError(f"unknown event type {type_!r}")
-    event_id = new_id("evt")
+    event_id = event_id or new_id("evt")
     session.execute(_INSERT, {
         "id": event_id, "type": type_, "merchant_id": merchant_id, "coupon_code": coupon_code,
-        "coupon_seq": coupon_seq, "data": data, "created_at": utcnow(),
+        "coupon_seq": coupon_seq, "data": data, "created_at": created_at or utcnow(),
     })
     return event_id
 
