@@ -93,37 +93,89 @@ _KEY_BY_HASH = (
     select(ApiKey.id, ApiKey.role, ApiKey.merchant_id, ApiKey.store_id)
     .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
 )
+_KEY_IS_LIVE = select(ApiKey.id).where(ApiKey.id == bindparam("key_id"), ApiKey.revoked_at.is_(None))
+
+# key hash -> Principal. A key's id, role, merchant and store never change, only its
+# revocation does, so what a key is may be remembered; whether it is still live may not.
+_IDENTITIES: dict[str, Principal] = {}
+_IDENTITIES_MAX = 10_000
 
 
 def authenticate(session: Session, header: str | None) -> Principal:
+    """The key's principal, checked against the database now (revocation included)."""
+    key_hash = _hash_of(header)
+    row = session.execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
+    if row is None:
+        raise DomainError("unauthenticated", "The API key is not valid or was revoked")
+    principal = Principal(key_id=row.id, role=row.role, merchant_id=row.merchant_id,
+                          store_id=row.store_id)
+    if len(_IDENTITIES) >= _IDENTITIES_MAX:
+        _IDENTITIES.clear()
+    _IDENTITIES[key_hash] = principal
+    return principal
+
+
+def identify(session: Session, header: str | None) -> Principal:
+    """What the key is, from memory when it was seen before; NOT proof that it is live.
+
+    Only for a view whose one write re-checks the key in the same statement (`key_is_live`).
+    """
+    return _IDENTITIES.get(_hash_of(header)) or authenticate(session, header)
+
+
+def key_is_live(session: Session, key_id: str) -> bool:
+    return session.execute(_KEY_IS_LIVE, {"key_id": key_id}).first() is not None
+
+
+def _hash_of(header: str | None) -> str:
     if not header or not header.startswith("Bearer "):
         raise DomainError("unauthenticated", "Send Authorization: Bearer <api key>")
     secret = header[len("Bearer "):].strip()
     if not secret.startswith("cpn_") or len(secret) > 200:
         raise DomainError("unauthenticated", "The API key is not valid")
-    row = session.execute(_KEY_BY_HASH, {"key_hash": hash_key(secret)}).first()
-    if row is None:
-        raise DomainError("unauthenticated", "The API key is not valid or was revoked")
-    return Principal(key_id=row.id, role=row.role, merchant_id=row.merchant_id, store_id=row.store_id)
+    return hash_key(secret)
 
 
 def current_principal() -> Principal:
+    """The caller, authenticated against the database once per request."""
     principal = g.get("principal")
     if principal is None:
-        from .extensions import db
-
-        principal = authenticate(db.session, request.headers.get("Authorization"))
-        g.principal = principal
+        principal = authenticate(_session(), request.headers.get("Authorization"))
+        g.principal = g.identity = principal
     return principal
+
+
+def current_identity() -> Principal:
+    """The caller as its key says (see `identify`); enough to scope an idempotency key."""
+    identity = g.get("identity")
+    if identity is None:
+        identity = identify(_session(), request.headers.get("Authorization"))
+        g.identity = identity
+    return identity
+
+
+def _session() -> Session:
+    from .extensions import db
+
+    return db.session
 
 
 def requires(*roles: str):
     """View decorator: authenticate, then refuse roles outside `roles` with 403."""
+    return _requiring(roles, current_principal)
 
+
+def requires_live_key_in_write(*roles: str):
+    """Like `requires`, for a view whose single write statement itself checks that the
+    key is not revoked (the redeem): it saves the extra round trip of `authenticate`."""
+    return _requiring(roles, current_identity)
+
+
+def _requiring(roles: tuple[str, ...], who):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            principal = current_principal()
+            principal = who()
             if principal.role not in roles:
                 raise DomainError("forbidden", f"a {principal.role} key may not do this")
             return view(*args, **kwargs)

@@ -8,7 +8,15 @@ from sqlalchemy import select
 
 from .. import codes
 from .. import redeem as till
-from ..auth import MANAGER, PLATFORM, SCANNER, current_principal, requires
+from ..auth import (
+    MANAGER,
+    PLATFORM,
+    SCANNER,
+    current_identity,
+    current_principal,
+    requires,
+    requires_live_key_in_write,
+)
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Redemption, RedemptionAttempt
@@ -37,7 +45,7 @@ TILL = (PLATFORM, MANAGER, SCANNER)
 
 
 def _scan(data: dict) -> till.Scan:
-    return till.Scan(principal=current_principal(), client_address=client_address(), **data)
+    return till.Scan(principal=current_identity(), client_address=client_address(), **data)
 
 
 def _refused(scan: till.Scan, action: str, error: DomainError) -> None:
@@ -70,7 +78,7 @@ class Validate(MethodView):
 @blp.route("/redemptions")
 class Redemptions(MethodView):
     @unit_of_work
-    @requires(*TILL)
+    @requires_live_key_in_write(*TILL)
     @blp.arguments(ScanIn)
     @blp.response(201, RedemptionOut)
     @blp.alt_response(409, description="coupon_already_redeemed (with the earlier time and store)")

@@ -21,7 +21,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..auth import current_principal
+from ..auth import current_identity
 from ..errors import DomainError, domain_problem
 from ..extensions import db
 from ..models import IdempotencyRecord
@@ -92,7 +92,7 @@ _NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", 
 
 
 def _idempotent(view, args, kwargs, key: str) -> Response:
-    owner = current_principal().owner
+    owner = current_identity().owner
     fingerprint = _fingerprint()
     if not _claim(owner, key, fingerprint):
         return _replay(owner, key, fingerprint)

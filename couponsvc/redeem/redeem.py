@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..auth import PLATFORM, Principal
+from ..auth import PLATFORM, Principal, key_is_live
 from ..errors import DomainError
 from ..ids import new_id
 from ..models import Coupon
@@ -47,6 +47,8 @@ def redeem(session: Session, scan: Scan, ring: KeyRing) -> Redeemed:
               api_key_id=principal.key_id, device_id=scan.device_id)
     row = write(session, w)
     if row is None:
+        if not key_is_live(session, principal.key_id):
+            raise DomainError("unauthenticated", "The API key was revoked")
         raise refusal(session, principal, target, scan.uses, w.now)
     coupon = {
         "code": target.code, "status": row.status, "uses_total": row.uses_total,

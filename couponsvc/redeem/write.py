@@ -1,5 +1,8 @@
 """The writes of a redemption: the conditional UPDATE, the redemption row, the event.
 
+The UPDATE also checks that the scanning key is not revoked, so the redeem view
+need not ask the database about the key separately (`requires_live_key_in_write`).
+
 Two forms of the same three writes. PostgreSQL runs them as one statement (data-
 modifying CTEs): one round trip instead of three, which is most of what a redeem
 costs. SQLite cannot modify data inside a CTE and runs the same writes as three
@@ -20,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from ..events import emit
-from ..models import Campaign, Coupon, Redemption, Store, campaign_stores
+from ..models import ApiKey, Campaign, Coupon, Redemption, Store, campaign_stores
 from ..timeutil import UTCDateTime
 
 
@@ -63,6 +66,7 @@ _REDEEMABLE = """
     AND (CAST(:merchant_id AS varchar) IS NULL OR merchant_id = :merchant_id)
     AND (CAST(:campaign_id AS varchar) IS NULL OR campaign_id = :campaign_id)
     AND EXISTS (SELECT 1 FROM stores s WHERE s.id = :store_id AND s.merchant_id = coupons.merchant_id)
+    AND EXISTS (SELECT 1 FROM api_keys a WHERE a.id = :api_key_id AND a.revoked_at IS NULL)
     AND (NOT EXISTS (SELECT 1 FROM campaign_stores l WHERE l.campaign_id = coupons.campaign_id)
          OR EXISTS (SELECT 1 FROM campaign_stores l
                     WHERE l.campaign_id = coupons.campaign_id AND l.store_id = :store_id))
@@ -109,6 +113,7 @@ def _portable(session: Session, w: Write) -> Row | None:
     row = session.execute(_update(w.merchant_id is None, w.campaign_id is not None), {
         "p_code": w.code, "p_uses": w.uses, "p_now": w.now, "p_store_id": w.store_id,
         "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
+        "p_api_key_id": w.api_key_id,
     }).first()
     if row is None:
         return None
@@ -141,6 +146,7 @@ def _update(any_merchant: bool, signed_campaign: bool):
         c.valid_from <= now,
         c.valid_until > now,
         exists().where(Store.id == store_id, Store.merchant_id == c.merchant_id),
+        exists().where(ApiKey.id == bindparam("p_api_key_id"), ApiKey.revoked_at.is_(None)),
         or_(
             ~exists().where(links.campaign_id == c.campaign_id),
             exists().where(links.campaign_id == c.campaign_id, links.store_id == store_id),
