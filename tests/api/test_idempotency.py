@@ -1,0 +1,205 @@
+"""`Idempotency-Key`: a retried POST returns the first answer and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from couponsvc.extensions import db
+from couponsvc.models import Coupon, IdempotencyRecord, Order, Redemption
+from couponsvc.timeutil import utcnow
+from tests.factories import Shop, in_db, problem
+
+
+def _key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
+def _count(client, model) -> int:
+    with client.app.app_context():
+        n = db.session.execute(select(func.count()).select_from(model)).scalar_one()
+        db.session.remove()
+    return n
+
+
+def test_a_repeated_order_returns_the_first_answer_and_sells_once(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    body = {"customer_ref": "alice", "quantity": 3, "payment_ref": "pay-1"}
+    first = client.post(path, body, headers=_key("order-alice-1"))
+    assert first.status_code == 201
+    for _ in range(2):
+        again = client.post(path, body, headers=_key("order-alice-1"))
+        assert again.status_code == 201
+        assert again.get_data() == first.get_data()
+        assert again.mimetype == first.mimetype == "application/json"
+    campaign = client.ok(client.get(f"campaigns/{shop.campaign['id']}"))
+    assert (campaign["sold"], campaign["issued"]) == (3, 3)
+    assert _count(client, Order) == 1
+    assert _count(client, Coupon) == 3
+    assert len(client.events(type="coupon.issued")) == 1
+
+
+def test_the_same_key_with_another_body_is_refused_and_changes_nothing(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("k-1")), 201)
+    problem(client.post(path, {"customer_ref": "alice", "quantity": 2}, headers=_key("k-1")),
+            409, "idempotency_key_reused")
+    problem(client.post(path, {"customer_ref": "bob"}, headers=_key("k-1")),
+            409, "idempotency_key_reused")
+    assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["sold"] == 1
+    assert _count(client, Order) == 1
+
+
+def test_the_same_key_on_another_path_is_refused(client):
+    shop = Shop(client)
+    other = client.campaign(shop.merchant["id"])
+    body = {"customer_ref": "alice"}
+    client.ok(client.post(f"campaigns/{shop.campaign['id']}/orders", body, headers=_key("k-2")), 201)
+    problem(client.post(f"campaigns/{other['id']}/orders", body, headers=_key("k-2")),
+            409, "idempotency_key_reused")
+    assert client.ok(client.get(f"campaigns/{other['id']}"))["sold"] == 0
+
+
+def test_a_refused_redeem_replays_the_same_refusal(client):
+    shop = Shop(client)
+    code = shop.coupon()["code"]
+    client.ok(client.post(f"coupons/{code}/void"))
+    body = {"code": code}
+    first = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-1"))
+    problem(first, 422, "coupon_voided")
+    again = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-1"))
+    problem(again, 422, "coupon_voided")
+    assert again.get_data() == first.get_data()
+
+
+def test_a_refusal_is_replayed_even_when_the_coupon_has_changed_since(client):
+    shop = Shop(client, min_group_size=2)
+    code = shop.coupon()["code"]
+    first = client.post("redemptions", {"code": code}, key=shop.scanner, headers=_key("scan-2"))
+    problem(first, 422, "coupon_pending")
+    shop.coupon()  # tips the deal: the coupon is active now
+    again = client.post("redemptions", {"code": code}, key=shop.scanner, headers=_key("scan-2"))
+    assert (again.status_code, again.get_data()) == (first.status_code, first.get_data())
+    assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 1
+    client.ok(client.post("redemptions", {"code": code}, key=shop.scanner,
+                          headers=_key("scan-3")), 201)
+
+
+def test_a_retried_redeem_after_success_replays_the_201(client):
+    shop = Shop(client)
+    code = shop.coupon()["code"]
+    body = {"code": code, "device_id": "till-7"}
+    first = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-ok"))
+    assert first.status_code == 201
+    retried = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-ok"))
+    assert retried.status_code == 201
+    assert retried.get_data() == first.get_data()
+    coupon = client.ok(client.get(f"coupons/{code}"))
+    assert len(coupon["redemptions"]) == 1
+    assert coupon["redemptions"][0]["id"] == first.get_json()["id"]
+    assert _count(client, Redemption) == 1
+    assert len(client.events(type="coupon.redeemed")) == 1
+    # Without the key the same scan is a second redeem, and refused.
+    problem(client.post("redemptions", body, key=shop.scanner), 409, "coupon_already_redeemed")
+
+
+def test_a_retried_redeem_of_a_multi_use_coupon_takes_one_use(client):
+    shop = Shop(client, uses_per_coupon=3)
+    code = shop.coupon()["code"]
+    for _ in range(3):
+        client.ok(client.post("redemptions", {"code": code}, key=shop.scanner,
+                              headers=_key("scan-multi")), 201)
+    assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 2
+
+
+def test_a_retried_reversal_replays_the_first_answer(client):
+    shop = Shop(client)
+    code = shop.coupon()["code"]
+    redemption = client.ok(shop.redeem(code), 201)
+    path = f"redemptions/{redemption['id']}/reverse"
+    first = client.post(path, {"reason": "mistake"}, key=shop.scanner, headers=_key("undo-1"))
+    assert first.status_code == 200
+    again = client.post(path, {"reason": "mistake"}, key=shop.scanner, headers=_key("undo-1"))
+    assert (again.status_code, again.get_data()) == (200, first.get_data())
+    assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 1
+    assert len(client.events(type="coupon.redemption_reversed")) == 1
+    problem(client.post(path, {"reason": "mistake"}, key=shop.scanner),
+            409, "redemption_already_reversed")
+
+
+def test_keys_are_scoped_per_merchant(client):
+    first, second = Shop(client), Shop(client)
+    answers = []
+    for shop in (first, second):
+        code = shop.coupon()["code"]
+        response = client.post("redemptions", {"code": code}, key=shop.scanner,
+                               headers=_key("till-0001"))
+        answers.append(client.ok(response, 201))
+        assert client.ok(client.get(f"coupons/{code}"))["status"] == "redeemed"
+    assert answers[0]["id"] != answers[1]["id"]
+    assert answers[0]["store_id"] == first.store["id"]
+    assert answers[1]["store_id"] == second.store["id"]
+    assert _count(client, Redemption) == 2
+
+
+def test_the_same_key_for_a_merchant_and_the_platform_does_not_collide(client):
+    shop = Shop(client)
+    store = client.ok(client.post(f"merchants/{shop.merchant['id']}/stores", {"name": "A"},
+                                  key=shop.manager, headers=_key("same")), 201)
+    order = client.ok(client.post(f"campaigns/{shop.campaign['id']}/orders",
+                                  {"customer_ref": "x"}, headers=_key("same")), 201)
+    assert store["id"] != order["id"]
+
+
+def test_a_key_older_than_a_day_is_treated_as_new(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    first = client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("old")), 201)
+    in_db(client.app, update(IdempotencyRecord).where(IdempotencyRecord.key == "old")
+          .values(created_at=utcnow() - timedelta(hours=25)))
+    second = client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("old")), 201)
+    assert second["id"] != first["id"]
+    assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["sold"] == 2
+    # The new answer is the one remembered now.
+    third = client.post(path, {"customer_ref": "alice"}, headers=_key("old"))
+    assert third.get_json()["id"] == second["id"]
+
+
+def test_an_expired_key_may_come_back_with_another_body(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("old-2")), 201)
+    in_db(client.app, update(IdempotencyRecord).where(IdempotencyRecord.key == "old-2")
+          .values(created_at=utcnow() - timedelta(hours=24, minutes=1)))
+    client.ok(client.post(path, {"customer_ref": "bob"}, headers=_key("old-2")), 201)
+
+
+def test_a_key_just_under_a_day_old_still_replays(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    first = client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("young")), 201)
+    in_db(client.app, update(IdempotencyRecord).where(IdempotencyRecord.key == "young")
+          .values(created_at=utcnow() - timedelta(hours=23, minutes=50)))
+    again = client.ok(client.post(path, {"customer_ref": "alice"}, headers=_key("young")), 201)
+    assert again["id"] == first["id"]
+
+
+def test_a_validation_error_is_not_remembered(client):
+    shop = Shop(client)
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    problem(client.post(path, {"customer_ref": "alice", "quantity": 0}, headers=_key("fix-me")),
+            422, "validation_error")
+    client.ok(client.post(path, {"customer_ref": "alice", "quantity": 1}, headers=_key("fix-me")),
+              201)
+
+
+def test_an_oversized_key_is_refused(client):
+    shop = Shop(client)
+    response = client.post(f"campaigns/{shop.campaign['id']}/orders", {"customer_ref": "a"},
+                           headers=_key("k" * 300))
+    assert 400 <= response.status_code < 500
+    assert response.mimetype == "application/problem+json"
+    assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["sold"] == 0
