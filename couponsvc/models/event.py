@@ -47,6 +47,7 @@ class Event(db.Model):
         "campaign.published", "campaign.tipped", "campaign.ended", "campaign.failed",
         "campaign.cancelled", "order.confirmed", "order.refund_pending", "coupon.issued",
         "coupon.redeemed", "coupon.redemption_reversed", "coupon.voided", "ping",
+        "integration.disabled",
     )
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
