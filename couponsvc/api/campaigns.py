@@ -33,7 +33,7 @@ def _campaign(campaign_id: str, *, for_update: bool = False) -> Campaign:
 @blp.route("/campaigns")
 class Campaigns(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(CampaignListArgs, location="query")
+    @blp.arguments(CampaignListArgs(), location="query")
     @blp.response(200, page_schema(CampaignOut, "CampaignPage"))
     def get(self, args):
         principal = current_principal()
@@ -47,7 +47,7 @@ class Campaigns(MethodView):
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(CampaignIn)
+    @blp.arguments(CampaignIn())
     @blp.response(201, CampaignOut)
     def post(self, data):
         return campaigns.create_campaign(db.session, current_principal(), data)
@@ -62,7 +62,7 @@ class CampaignById(MethodView):
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(CampaignPatch)
+    @blp.arguments(CampaignPatch())
     @blp.response(200, CampaignOut)
     def patch(self, changes, campaign_id):
         return campaigns.update_campaign(db.session, _campaign(campaign_id, for_update=True), changes)
@@ -99,7 +99,7 @@ class Resume(MethodView):
 class Cancel(MethodView):
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(CancelIn, required=False)
+    @blp.arguments(CancelIn(), required=False)
     @blp.response(200, CampaignOut)
     def post(self, data, campaign_id):
         return campaigns.cancel(db.session, _campaign(campaign_id), (data or {}).get("reason", ""))

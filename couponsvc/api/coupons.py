@@ -46,7 +46,7 @@ class CouponByCode(MethodView):
 class VoidCoupon(MethodView):
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(VoidIn, required=False)
+    @blp.arguments(VoidIn(), required=False)
     @blp.response(200, CouponOut)
     def post(self, data, code):
         coupon = void_coupon(db.session, current_principal(), code, (data or {}).get("reason", ""))
@@ -85,7 +85,7 @@ def _public_coupon(code: str) -> Coupon:
 
 @blp.route("/coupons/<code>/qr.png")
 class QrPng(MethodView):
-    @blp.arguments(QrArgs, location="query")
+    @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/png")
     @blp.doc(security=[])
     def get(self, args, code):
@@ -94,7 +94,7 @@ class QrPng(MethodView):
 
 @blp.route("/coupons/<code>/qr.svg")
 class QrSvg(MethodView):
-    @blp.arguments(QrArgs, location="query")
+    @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/svg+xml")
     @blp.doc(security=[])
     def get(self, args, code):
@@ -114,7 +114,7 @@ class QrKeys(MethodView):
 @blp.route("/revocations")
 class Revocations(MethodView):
     @requires(PLATFORM, MANAGER, SCANNER)
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(RevocationOut, "RevocationPage"))
     def get(self, args):
         principal = current_principal()

@@ -18,7 +18,7 @@ blp = Blueprint("events", __name__, url_prefix="/api/v1", description="Events (t
 @blp.route("/events")
 class Events(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(EventListArgs, location="query")
+    @blp.arguments(EventListArgs(), location="query")
     @blp.response(200, page_schema(EventOut, "EventPage"))
     def get(self, args):
         """Every event, in commit order; pass `next` back as `after` to resume."""

@@ -30,14 +30,14 @@ blp = Blueprint("merchants", __name__, url_prefix="/api/v1", description="Mercha
 @blp.route("/merchants")
 class Merchants(MethodView):
     @requires(PLATFORM)
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(MerchantOut, "MerchantPage"))
     def get(self, args):
         return cursor_page(select(Merchant), Merchant.id, after=args["after"], limit=args["limit"])
 
     @unit_of_work
     @requires(PLATFORM)
-    @blp.arguments(MerchantIn)
+    @blp.arguments(MerchantIn())
     @blp.response(201, MerchantOut)
     def post(self, data):
         return merchants.create_merchant(db.session, **data)
@@ -52,7 +52,7 @@ class MerchantById(MethodView):
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(MerchantPatch)
+    @blp.arguments(MerchantPatch())
     @blp.response(200, MerchantOut)
     def patch(self, changes, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
@@ -62,7 +62,7 @@ class MerchantById(MethodView):
 @blp.route("/merchants/<merchant_id>/stores")
 class Stores(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(StoreOut, "StorePage"))
     def get(self, args, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
@@ -71,7 +71,7 @@ class Stores(MethodView):
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(StoreIn)
+    @blp.arguments(StoreIn())
     @blp.response(201, StoreOut)
     def post(self, data, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
@@ -81,7 +81,7 @@ class Stores(MethodView):
 @blp.route("/merchants/<merchant_id>/api-keys")
 class ApiKeys(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(ListArgs, location="query")
+    @blp.arguments(ListArgs(), location="query")
     @blp.response(200, page_schema(ApiKeyOut, "ApiKeyPage"))
     def get(self, args, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
@@ -90,7 +90,7 @@ class ApiKeys(MethodView):
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(ApiKeyIn)
+    @blp.arguments(ApiKeyIn())
     @blp.response(201, CreatedApiKeyOut)
     def post(self, data, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)

@@ -28,7 +28,7 @@ blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders an
 class Orders(MethodView):
     @unit_of_work
     @requires(PLATFORM)
-    @blp.arguments(OrderIn)
+    @blp.arguments(OrderIn())
     @blp.response(201, OrderOut)
     @blp.alt_response(409, description="sold_out | customer_limit_reached")
     @blp.alt_response(422, description="campaign_not_on_sale")
@@ -63,7 +63,7 @@ class OrderById(MethodView):
 class Bulk(MethodView):
     @unit_of_work
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(BulkIn)
+    @blp.arguments(BulkIn())
     @blp.response(202, JobOut)
     def post(self, data, campaign_id):
         campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
@@ -84,7 +84,7 @@ class JobById(MethodView):
 @blp.route("/campaigns/<campaign_id>/coupons.csv")
 class CouponsCsv(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(CsvArgs, location="query")
+    @blp.arguments(CsvArgs(), location="query")
     @blp.response(200, content_type="text/csv")
     def get(self, args, campaign_id):
         campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)

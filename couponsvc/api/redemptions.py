@@ -37,7 +37,7 @@ from .schemas.redemptions import (
     ScanIn,
     ValidationOut,
 )
-from .unit_of_work import after_rollback, unit_of_work
+from .unit_of_work import after_rollback, single_statement, unit_of_work
 
 blp = Blueprint("redemptions", __name__, url_prefix="/api/v1", description="Redemption at the till")
 
@@ -57,7 +57,7 @@ def _refused(scan: till.Scan, action: str, error: DomainError) -> None:
 class Validate(MethodView):
     @unit_of_work
     @requires(*TILL)
-    @blp.arguments(ScanIn)
+    @blp.arguments(ScanIn())
     @blp.response(200, ValidationOut)
     def post(self, data):
         scan = _scan(data)
@@ -78,8 +78,9 @@ class Validate(MethodView):
 @blp.route("/redemptions")
 class Redemptions(MethodView):
     @unit_of_work
+    @single_statement
     @requires_live_key_in_write(*TILL)
-    @blp.arguments(ScanIn)
+    @blp.arguments(ScanIn())
     @blp.response(201, RedemptionOut)
     @blp.alt_response(409, description="coupon_already_redeemed (with the earlier time and store)")
     @blp.alt_response(422, description="coupon_pending | coupon_voided | coupon_expired | "
@@ -94,7 +95,7 @@ class Redemptions(MethodView):
             raise
 
     @requires(PLATFORM, MANAGER, SCANNER)
-    @blp.arguments(RedemptionListArgs, location="query")
+    @blp.arguments(RedemptionListArgs(), location="query")
     @blp.response(200, page_schema(RedemptionRow, "RedemptionPage"))
     def get(self, args):
         """Successful redemptions, newest last; refusals are at /redemption-attempts."""
@@ -116,7 +117,7 @@ class Redemptions(MethodView):
 class Reverse(MethodView):
     @unit_of_work
     @requires(*TILL)
-    @blp.arguments(ReverseIn)
+    @blp.arguments(ReverseIn())
     @blp.response(200, ReversalOut)
     @blp.alt_response(409, description="reversal_window_closed | redemption_already_reversed")
     def post(self, data, redemption_id):
@@ -130,7 +131,7 @@ class Reverse(MethodView):
 @blp.route("/redemption-attempts")
 class Attempts(MethodView):
     @requires(PLATFORM, MANAGER)
-    @blp.arguments(AttemptListArgs, location="query")
+    @blp.arguments(AttemptListArgs(), location="query")
     @blp.response(200, page_schema(AttemptRow, "AttemptPage"))
     def get(self, args):
         """Refused validates and redeems: who tried what, where, and why it was refused."""
