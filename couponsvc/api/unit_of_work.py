@@ -77,7 +77,9 @@ def single_statement(view):
 
 
 def _run(view, args, kwargs) -> Response:
-    if getattr(view, "single_statement", False) and db.session.get_bind().dialect.name == "postgresql":
+    autocommit = getattr(view, "single_statement", False) and \
+        db.session.get_bind().dialect.name == "postgresql"
+    if autocommit:
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     try:
         response = current_app.make_response(view(*args, **kwargs))
@@ -88,7 +90,8 @@ def _run(view, args, kwargs) -> Response:
     except BaseException:
         db.session.rollback()
         raise
-    db.session.commit()
+    if not autocommit:  # in autocommit the statement committed itself
+        db.session.commit()
     return response
 
 
