@@ -24,6 +24,11 @@ def after_commit(session: Session, fn: Callable[..., Any], *args: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run(session: Session) -> None:
+    run_pending(session)
+
+
+def run_pending(session: Session) -> None:
+    """Run the callbacks now: for a statement that committed itself (autocommit)."""
     callbacks = session.info.pop(_KEY, [])
     for fn, args in callbacks:
         try:

@@ -91,19 +91,29 @@ def new_qr_key():
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes to run side by side")
 @with_appcontext
-def worker(burst):
-    """Run an RQ worker on the service's queues (needs REDIS_URL)."""
-    from workers.run import run_worker
+def worker(burst, processes):
+    """Run RQ workers (with the scheduler for delayed retries) and the periodic jobs:
+    the relay sweep and close-due. Needs REDIS_URL."""
+    from workers.run import run_processes, run_worker
 
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run inside the serving process")
+    if processes > 1:
+        sys.exit(run_processes(processes, ["--burst"] if burst else []))
     sys.exit(run_worker(current_app, burst=burst))
 
 
 def main() -> None:
+    """The `couponsvc` console script."""
     from . import create_app
 
     cli = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True,
                      add_version_option=False, help="couponsvc: group-buy coupon service")
     cli.main(prog_name="couponsvc")
+
+
+if __name__ == "__main__":
+    main()

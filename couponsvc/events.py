@@ -1,6 +1,7 @@
 """Writing events to the outbox, inside the caller's transaction.
 
-Nothing is delivered from here: issue #3's relay reads committed rows only.
+Each event's deliveries (one per subscribed integration) are written with it;
+their jobs are enqueued only after the commit (`deliveries.fanout`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from .deliveries.fanout import fan_out
 from .ids import new_id
 from .models import Event
 from .timeutil import utcnow
@@ -26,10 +28,11 @@ def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[st
     if type_ not in Event.TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     event_id = event_id or new_id("evt")
-    session.execute(_INSERT, {
+    seq = session.execute(_INSERT.returning(_EVENTS.c.seq), {
         "id": event_id, "type": type_, "merchant_id": merchant_id, "coupon_code": coupon_code,
         "coupon_seq": coupon_seq, "data": data, "created_at": created_at or utcnow(),
-    })
+    }).scalar_one()
+    fan_out(session, [seq])
     return event_id
 
 
@@ -38,7 +41,8 @@ def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     now = utcnow()
-    session.execute(_INSERT, [
+    seqs = session.execute(_INSERT.returning(_EVENTS.c.seq), [
         {"id": new_id("evt"), "coupon_code": None, "coupon_seq": None, "created_at": now, **row}
         for row in rows
-    ])
+    ]).scalars().all()
+    fan_out(session, seqs)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -19,6 +21,7 @@ from flask import Flask, current_app
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "default"
+_TICKER_LOCK = threading.Lock()
 
 
 class JobRunner:
@@ -40,17 +43,40 @@ class JobRunner:
         return self._redis
 
     def enqueue(self, func_path: str, *args: Any, queue: str = DEFAULT_QUEUE,
-                job_id: str | None = None, timeout: int = 3600) -> None:
-        if self.in_process:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="couponsvc-job")
-            self._executor.submit(self._run_here, func_path, args)
-            return
-        from rq import Queue
+                job_id: str | None = None, timeout: int = 3600, delay: float = 0) -> bool:
+        """Queue a job (after `delay` seconds); False when a job with `job_id` already exists.
 
-        Queue(queue, connection=self.redis()).enqueue(
-            func_path, *args, job_id=job_id, job_timeout=timeout, failure_ttl=7 * 86400,
-        )
+        A `job_id` makes the enqueue unique, so a relay that finds the same overdue
+        work twice cannot queue it twice.
+        """
+        if self.in_process:
+            self._submit_here(func_path, args, delay)
+            return True
+        from rq import Queue
+        from rq.exceptions import DuplicateJobError
+
+        rq_queue = Queue(queue, connection=self.redis())
+        options = {"job_id": job_id, "unique": job_id is not None, "job_timeout": timeout,
+                   "failure_ttl": 7 * 86400, "result_ttl": 600}
+        try:
+            if delay > 0:
+                rq_queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **options)
+            else:
+                rq_queue.enqueue(func_path, *args, **options)
+        except DuplicateJobError:
+            return False
+        return True
+
+    def _submit_here(self, func_path: str, args: tuple[Any, ...], delay: float) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="couponsvc-job")
+        executor = self._executor
+        if delay <= 0:
+            executor.submit(self._run_here, func_path, args)
+            return
+        timer = threading.Timer(delay, lambda: executor.submit(self._run_here, func_path, args))
+        timer.daemon = True
+        timer.start()
 
     def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         from .extensions import db
@@ -62,6 +88,15 @@ class JobRunner:
                 log.exception("in-process job %s%r failed", func_path, args)
             finally:
                 db.session.remove()
+
+    def start_periodic(self) -> None:
+        """Embedded mode: run the periodic jobs (relay sweep, close-due) in this process."""
+        if getattr(self, "_ticker", None) is None:
+            with _TICKER_LOCK:
+                if getattr(self, "_ticker", None) is None:
+                    periodic = importlib.import_module("workers.periodic")
+                    self._ticker = periodic.Ticker(periodic.schedule(self.app.config), self.enqueue)
+                    self._ticker.start()
 
     def drain(self) -> None:
         """Wait for in-process jobs (tests and shutdown)."""
@@ -76,15 +111,17 @@ def resolve(func_path: str):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["couponsvc.jobs"] = JobRunner(app)
+    jobs = app.extensions["couponsvc.jobs"] = JobRunner(app)
+    if jobs.in_process and not app.testing:
+        app.before_request(jobs.start_periodic)
 
 
 def runner(app: Flask | None = None) -> JobRunner:
     return (app or current_app).extensions["couponsvc.jobs"]
 
 
-def enqueue(func_path: str, *args: Any, **options: Any) -> None:
-    runner().enqueue(func_path, *args, **options)
+def enqueue(func_path: str, *args: Any, **options: Any) -> bool:
+    return runner().enqueue(func_path, *args, **options)
 
 
 def queue_ping(app: Flask) -> str:

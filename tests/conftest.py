@@ -80,8 +80,7 @@ def migrated(database_uri, instance_path):
 @pytest.fixture
 def app(migrated, instance_path, request):
     overrides = getattr(request, "param", None) or {}
-    marker = request.node.get_closest_marker("config")
-    if marker:
+    for marker in reversed(list(request.node.iter_markers("config"))):  # the closest wins
         overrides = {**overrides, **marker.kwargs}
     application = make_app(migrated, instance_path, **overrides)
     redis.Redis.from_url(REDIS_URL).flushdb()

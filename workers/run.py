@@ -1,18 +1,52 @@
-"""Running an RQ worker inside the application context."""
+"""`couponsvc worker`: RQ workers with the scheduler, and the periodic ticker.
+
+The worker class is RQ's SimpleWorker (jobs run in the worker process): a delivery
+is a short network call, and forking a work horse for each one (RQ's default
+Worker) cost more than the call itself (see scripts/bench_delivery.py). Job
+timeouts still apply (SIGALRM in the main thread). `--processes N` runs N such
+workers, so one slow receiver holds up at most one of them per call.
+"""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 from flask import Flask
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 
 from couponsvc.jobs import runner
 
 from . import queues
+from .periodic import Ticker, schedule
 
 
 def run_worker(app: Flask, *, burst: bool = False) -> int:
-    connection = runner(app).redis()
-    worker = Worker([Queue(name, connection=connection) for name in queues.ALL],
-                    connection=connection)
-    worked = worker.work(burst=burst, with_scheduler=True)
-    return 0 if worked or burst else 1
+    jobs = runner(app)
+    connection = jobs.redis()
+    ticker = Ticker(schedule(app.config), jobs.enqueue)
+    if not burst:
+        ticker.start()
+    worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
+                          connection=connection)
+    try:
+        worker.work(burst=burst, with_scheduler=True)
+    finally:
+        ticker.stop()
+    return 0
+
+
+def run_processes(count: int, argv: list[str]) -> int:
+    """Run `count` single workers as child processes; stop them all on SIGTERM/SIGINT."""
+    children = [subprocess.Popen([sys.executable, "-m", "couponsvc.cli", "worker", *argv])
+                for _ in range(count)]
+
+    def stop(signum, frame):
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)

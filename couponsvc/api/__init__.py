@@ -6,10 +6,11 @@ from flask import Flask
 
 from ..errors import DomainError
 from ..extensions import api
-from . import campaigns, coupons, events, merchants, orders, redemptions
+from . import campaigns, coupons, events, integrations, merchants, orders, redemptions
 from .schemas.common import ProblemSchema, storable
 
-BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp)
+BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp,
+              integrations.blp)
 
 
 def register_api(app: Flask) -> None:

@@ -21,6 +21,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..after_commit import run_pending
 from ..auth import current_identity
 from ..errors import DomainError, domain_problem
 from ..extensions import db
@@ -90,7 +91,9 @@ def _run(view, args, kwargs) -> Response:
     except BaseException:
         db.session.rollback()
         raise
-    if not autocommit:  # in autocommit the statement committed itself
+    if autocommit:  # the statement committed itself
+        run_pending(db.session)
+    else:
         db.session.commit()
     return response
 

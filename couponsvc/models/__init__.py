@@ -4,12 +4,13 @@ from .campaign import Campaign, CustomerPurchase, campaign_stores
 from .coupon import Coupon, Order, Revocation
 from .event import Event
 from .idempotency import IdempotencyRecord
+from .integration import Delivery, DeliveryAttempt, Integration, Subscription
 from .job import Job
 from .merchant import AdminUser, ApiKey, Merchant, Store
 from .redemption import Redemption, RedemptionAttempt
 
 __all__ = [
-    "AdminUser", "ApiKey", "Campaign", "Coupon", "CustomerPurchase", "Event",
-    "IdempotencyRecord", "Job", "Merchant", "Order", "Redemption", "RedemptionAttempt",
+    "AdminUser", "ApiKey", "Campaign", "Coupon", "CustomerPurchase", "Delivery", "DeliveryAttempt",
+    "Event", "IdempotencyRecord", "Integration", "Job", "Subscription", "Merchant", "Order", "Redemption", "RedemptionAttempt",
     "Revocation", "Store", "campaign_stores",
 ]

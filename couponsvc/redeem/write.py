@@ -3,8 +3,8 @@
 The UPDATE also checks that the scanning key is not revoked, so the redeem view
 need not ask the database about the key separately (`requires_live_key_in_write`).
 
-Two forms of the same three writes. PostgreSQL runs them as one statement (data-
-modifying CTEs): one round trip instead of three, which is most of what a redeem
+Two forms of the same three writes. PostgreSQL runs them, and the fan-out of the event to the merchant's
+integrations, as one statement (data-modifying CTEs): one round trip instead of three, which is most of what a redeem
 costs. SQLite cannot modify data inside a CTE and runs the same writes as three
 statements in one transaction. The event data is defined twice, in `event_data`
 and in `_POSTGRESQL`'s `json_build_object`; tests/test_redeem_write.py holds the
@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from ..deliveries.fanout import announce
 from ..events import emit
 from ..models import ApiKey, Campaign, Coupon, Redemption, Store, campaign_stores
 from ..timeutil import to_utc
@@ -62,6 +63,7 @@ def _postgresql(session: Session, w: Write):
         row = cursor.execute(_POSTGRESQL, params).fetchone()
     if row is None:
         return None
+    announce(session, row.delivery_ids)
     return row._replace(valid_from=to_utc(row.valid_from), valid_until=to_utc(row.valid_until))
 
 
@@ -120,8 +122,18 @@ WITH c AS (
                                              'currency', currency)),
            %(now)s
       FROM k
+ RETURNING seq, merchant_id
+), d AS (
+    INSERT INTO deliveries (event_seq, integration_id, merchant_id, status, attempts,
+                            next_attempt_at, created_at, updated_at)
+    SELECT e.seq, i.id, i.merchant_id, 'pending', 0, %(now)s, %(now)s, %(now)s
+      FROM e
+      JOIN integration_subscriptions s ON s.event_type = 'coupon.redeemed'
+      JOIN integrations i ON i.id = s.integration_id AND i.merchant_id = e.merchant_id
+                         AND i.status = 'active'
+ RETURNING id
 )
-SELECT * FROM k
+SELECT k.*, ARRAY(SELECT id FROM d) AS delivery_ids FROM k
 """
 
 

@@ -1,0 +1,39 @@
+"""The adapters installed in this process, and one keep-alive HTTP session per thread."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+
+from flask import current_app
+
+from integrations.adapter import Adapter
+from integrations.http import new_session
+from integrations.registry import describe, load_adapters
+
+_local = threading.local()
+
+
+@cache
+def installed() -> dict[str, Adapter]:
+    """Built-ins plus those under the `couponsvc.adapters` entry points, read once."""
+    return load_adapters()
+
+
+def adapter_named(name: str) -> Adapter | None:
+    return installed().get(name)
+
+
+def descriptions() -> list[dict]:
+    return [describe(adapter) for _, adapter in sorted(installed().items())]
+
+
+def http_session():
+    """Pooled keep-alive connections, one session per worker thread."""
+    allow = current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]
+    key = ("session", allow)
+    session = getattr(_local, "session", None)
+    if session is None or getattr(_local, "key", None) != key:
+        session = _local.session = new_session(allow_private_targets=allow)
+        _local.key = key
+    return session

@@ -1,0 +1,1 @@
+"""Delivering events to integrations: fan-out, attempts with backoff, the relay sweep."""

@@ -1,0 +1,162 @@
+"""Integrations as a merchant manages them: create, change, test, and retry a delivery."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from integrations.targets import TargetRefused, check_url
+
+from ..adapters import adapter_named
+from ..after_commit import after_commit
+from ..auth import Principal
+from ..errors import DomainError
+from ..ids import new_id
+from ..jobs import enqueue
+from ..models import Delivery, Event, Integration, Merchant, Subscription
+from ..timeutil import utcnow
+from .fanout import DELIVER, QUEUE, announce, job_id
+
+MAX_TIMEOUT = 60.0
+
+
+def create_integration(session: Session, merchant: Merchant, *, adapter: str, config: dict[str, Any],
+                       events: list[str] | None, timeout: float = 15.0) -> Integration:
+    chosen = _adapter(adapter)
+    integration = Integration(merchant_id=merchant.id, adapter=adapter, status="active",
+                              config=_load_config(chosen, config), events=_events(chosen, events),
+                              timeout=_timeout(timeout))
+    session.add(integration)
+    session.flush()
+    _subscribe(session, integration)
+    return integration
+
+
+def update_integration(session: Session, integration: Integration, changes: dict[str, Any]) -> Integration:
+    chosen = _adapter(integration.adapter)
+    if "config" in changes:
+        merged = {**integration.config, **changes["config"]}  # keep secrets not sent again
+        integration.config = _load_config(chosen, merged)
+    if "events" in changes:
+        integration.events = _events(chosen, changes["events"])
+        _subscribe(session, integration)
+    if "timeout" in changes:
+        integration.timeout = _timeout(changes["timeout"])
+    if changes.get("status") == "active" and integration.status != "active":
+        integration.status, integration.disabled_reason = "active", None
+        integration.disabled_at = integration.failing_since = None
+    elif changes.get("status") == "disabled" and integration.status != "disabled":
+        integration.status, integration.disabled_at = "disabled", utcnow()
+        integration.disabled_reason = "disabled by the merchant"
+    session.flush()
+    return integration
+
+
+def get_integration(session: Session, principal: Principal, integration_id: str) -> Integration:
+    integration = session.get(Integration, integration_id)
+    if integration is None or not principal.sees(integration.merchant_id):
+        raise DomainError("not_found", "No such integration")
+    return integration
+
+
+def get_delivery(session: Session, principal: Principal, delivery_id: str) -> Delivery:
+    number = delivery_id.removeprefix("dlv_")
+    delivery = session.get(Delivery, int(number)) if number.isdigit() and len(number) < 19 else None
+    if delivery is None or not principal.sees(delivery.merchant_id):
+        raise DomainError("not_found", "No such delivery")
+    return delivery
+
+
+def send_test(session: Session, integration: Integration) -> Delivery:
+    """A `ping` to this integration alone, as the first attempt of a new delivery."""
+    if integration.status != "active":
+        raise DomainError("invalid_state", "a disabled integration cannot be tested; enable it first")
+    now = utcnow()
+    seq = session.execute(insert(Event).returning(Event.seq).values(
+        id=new_id("evt"), type="ping", merchant_id=integration.merchant_id, data={
+            "integration": {"id": integration.id, "adapter": integration.adapter},
+            "message": "couponsvc test delivery",
+        }, created_at=now)).scalar_one()
+    delivery = Delivery(event_seq=seq, integration_id=integration.id, merchant_id=integration.merchant_id,
+                        status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now)
+    session.add(delivery)
+    session.flush()
+    announce(session, [delivery.id])
+    return delivery
+
+
+def retry_delivery(session: Session, delivery: Delivery) -> Delivery:
+    """Bring a dead (or failing) delivery back: one more attempt, now."""
+    if delivery.status == "succeeded":
+        raise DomainError("invalid_state", "the delivery has already succeeded")
+    now = utcnow()
+    delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", now, None
+    delivery.updated_at = now
+    session.flush()
+    manual_job = f"{job_id(delivery.id, delivery.attempts)}-manual-{int(now.timestamp())}"
+    after_commit(session, partial(enqueue, DELIVER, delivery.id, queue=QUEUE, job_id=manual_job,
+                                  timeout=120))
+    return delivery
+
+
+def _adapter(name: str):
+    chosen = adapter_named(name)
+    if chosen is None:
+        raise DomainError("validation_error", f"no adapter named {name!r} is installed",
+                          errors={"adapter": ["No such adapter; see GET /adapters."]})
+    return chosen
+
+
+def _load_config(adapter, config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        loaded = adapter.config_schema().load(config)
+    except ValidationError as error:
+        raise DomainError("validation_error", "the adapter's config is not valid",
+                          errors={"config": error.messages}) from None
+    if not current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]:
+        for field, value in loaded.items():
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                try:
+                    check_url(value)
+                except (TargetRefused, ValueError) as refused:
+                    raise DomainError("validation_error", str(refused),
+                                      errors={"config": {field: [str(refused)]}}) from None
+                except OSError:
+                    pass  # a name that does not resolve yet is checked again at delivery
+    return loaded
+
+
+def _events(adapter, events: list[str] | None) -> list[str]:
+    if not events:
+        return sorted(adapter.events)
+    unknown = sorted(set(events) - set(adapter.events))
+    if unknown:
+        raise DomainError("validation_error", f"{adapter.name} does not handle {', '.join(unknown)}",
+                          errors={"events": [f"Not handled by {adapter.name}: {', '.join(unknown)}."]})
+    return sorted(set(events))
+
+
+def _timeout(seconds: float) -> float:
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise DomainError("validation_error", f"timeout must be between 0 and {MAX_TIMEOUT} s",
+                          errors={"timeout": [f"Must be more than 0 and at most {MAX_TIMEOUT}."]})
+    return float(seconds)
+
+
+def _subscribe(session: Session, integration: Integration) -> None:
+    session.execute(delete(Subscription).where(Subscription.integration_id == integration.id))
+    session.execute(insert(Subscription), [
+        {"integration_id": integration.id, "event_type": event_type} for event_type in integration.events
+    ])
+
+
+def deliveries_query(integration: Integration, status: str | None):
+    query = select(Delivery).where(Delivery.integration_id == integration.id)
+    if status:
+        query = query.where(Delivery.status == status)
+    return query

@@ -1,0 +1,94 @@
+"""A merchant's integrations (adapter + config + subscribed events) and their deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..ids import new_id
+from ..timeutil import UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(db.Integer(), "sqlite")
+
+
+class Integration(db.Model):
+    __tablename__ = "integrations"
+    __table_args__ = (Index("ix_integrations_merchant", "merchant_id", "id"),)
+
+    STATUSES = ("active", "disabled")
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("int"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    adapter: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    timeout: Mapped[float] = mapped_column(default=15.0)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Subscription(db.Model):
+    """One event type an integration receives (a table, so fan-out is one portable JOIN)."""
+
+    __tablename__ = "integration_subscriptions"
+
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
+class Delivery(db.Model):
+    """One event for one integration: delivered at least once, or dead after ~2 days."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_seq", "integration_id", name="uq_deliveries_event_integration"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_integration", "integration_id", "id"),
+    )
+
+    STATUSES = ("pending", "succeeded", "failed", "dead")
+    OPEN = ("pending", "failed")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"))
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_status_code: Mapped[int | None] = mapped_column(default=None)
+    last_response: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    @property
+    def public_id(self) -> str:
+        return f"dlv_{self.id}"
+
+
+class DeliveryAttempt(db.Model):
+    """Every attempt, kept: when, how long, what came back."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    number: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int]
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    response: Mapped[str | None] = mapped_column(String(500), default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    outcome: Mapped[str] = mapped_column(String(16))
