@@ -49,7 +49,7 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
              "merchant_id": coupon.merchant_id,
              "coupon": {"code": coupon.code, "campaign_id": coupon.campaign_id,
                         "order_id": coupon.order_id, "status": "voided",
-                        "uses_left": coupon.uses_left},
+                        "uses_left": coupon.uses_left, "seq": row.seq},
              "reason": reason,
          })
     return coupon

@@ -21,7 +21,7 @@ def test_redemption_rows_and_event_payload(client, app):
         assert event.data == {
             "merchant_id": shop.merchant["id"],
             "coupon": {"code": coupon["code"], "campaign_id": shop.campaign["id"],
-                       "order_id": order_id, "uses_left": 1},
+                       "order_id": order_id, "uses_left": 1, "seq": 3},
             "redemption": {"id": done["id"], "store_id": shop.store["id"], "uses": 2,
                            "redeemed_at": redemption.redeemed_at.isoformat(), "device_id": "till-7"},
             "campaign": {"id": shop.campaign["id"], "title": "双人套餐 · 老街", "price": 3990,

@@ -60,7 +60,8 @@ def reverse(session: Session, principal: Principal, redemption_id: str, reason: 
          coupon_code=coupon.code, coupon_seq=restored.seq, data={
              "merchant_id": redemption.merchant_id,
              "coupon": {"code": coupon.code, "campaign_id": coupon.campaign_id,
-                        "order_id": coupon.order_id, "uses_left": restored.uses_left},
+                        "order_id": coupon.order_id, "uses_left": restored.uses_left,
+                        "seq": restored.seq},
              "redemption": {"id": redemption.id, "store_id": redemption.store_id,
                             "uses": redemption.uses, "redeemed_at": _iso(redemption.redeemed_at),
                             "reversed_at": _iso(now), "reason": reason},

@@ -71,7 +71,7 @@ def event_data(row: Row, w: Write) -> dict[str, Any]:
     return {
         "merchant_id": row.merchant_id,
         "coupon": {"code": row.code, "campaign_id": row.campaign_id, "order_id": row.order_id,
-                   "uses_left": row.uses_left},
+                   "uses_left": row.uses_left, "seq": row.seq},
         "redemption": {"id": w.redemption_id, "store_id": w.store_id, "uses": w.uses,
                        "redeemed_at": w.now.isoformat(), "device_id": w.device_id},
         "campaign": {"id": row.campaign_id, "title": row.title, "price": row.price,
@@ -113,7 +113,8 @@ WITH c AS (
     SELECT %(event_id)s, 'coupon.redeemed', merchant_id, code, seq, json_build_object(
                'merchant_id', merchant_id,
                'coupon', json_build_object('code', code, 'campaign_id', campaign_id,
-                                           'order_id', order_id, 'uses_left', uses_left),
+                                           'order_id', order_id, 'uses_left', uses_left,
+                                           'seq', seq),
                'redemption', json_build_object(
                    'id', CAST(%(redemption_id)s AS text), 'store_id', CAST(%(store_id)s AS text),
                    'uses', CAST(%(uses)s AS integer), 'redeemed_at', CAST(%(redeemed_at)s AS text),
