@@ -44,7 +44,7 @@ class RedemptionSummary(Schema):
     reversal_reason = fields.Str(allow_none=True)
 
 
-class CouponOut(Schema):
+class CouponBrief(Schema):
     code = fields.Str()
     display = fields.Str()
     status = fields.Str(metadata={"description": "pending | active | redeemed | voided | expired"})
@@ -54,21 +54,12 @@ class CouponOut(Schema):
     valid_until = fields.DateTime()
     campaign_id = fields.Str()
     order_id = fields.Str(allow_none=True)
+
+
+class CouponOut(CouponBrief):
     qr_url = fields.Str()
     qr_payload = fields.Str()
     redemptions = fields.List(fields.Nested(RedemptionSummary))
-
-
-class CouponBrief(Schema):
-    code = fields.Str()
-    display = fields.Str()
-    status = fields.Str()
-    uses_total = fields.Int()
-    uses_left = fields.Int()
-    valid_from = fields.DateTime()
-    valid_until = fields.DateTime()
-    campaign_id = fields.Str()
-    order_id = fields.Str(allow_none=True)
 
 
 class VoidIn(InputSchema):

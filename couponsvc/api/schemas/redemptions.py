@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from .common import InputSchema, Text
-from .coupons import CouponBrief, CouponOut
+from .coupons import CouponBrief, CouponOut, RedemptionSummary
 
 
 class ScanIn(InputSchema):
@@ -59,17 +59,9 @@ class RedemptionListArgs(InputSchema):
     after = fields.Str(load_default=None)
 
 
-class RedemptionRow(Schema):
-    id = fields.Str()
+class RedemptionRow(RedemptionSummary):
     coupon_code = fields.Str()
     campaign_id = fields.Str()
-    store_id = fields.Str()
-    api_key_id = fields.Str()
-    device_id = fields.Str(allow_none=True)
-    uses = fields.Int()
-    redeemed_at = fields.DateTime()
-    reversed_at = fields.DateTime(allow_none=True)
-    reversal_reason = fields.Str(allow_none=True)
 
 
 class AttemptListArgs(InputSchema):
