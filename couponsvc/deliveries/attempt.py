@@ -148,10 +148,12 @@ def _record(session: Session, delivery_id: int, integration_id: str, attempts: i
 
 def _update_integration(session: Session, integration_id: str, result: Result,
                         error: DeliveryError | None, now: datetime) -> None:
-    integration = session.get(Integration, integration_id, with_for_update=True)
-    if result.outcome == "succeeded":
-        integration.failing_since = None
+    if result.outcome == "succeeded":  # no write, and no lock, unless it had been failing
+        session.execute(update(Integration).where(Integration.id == integration_id,
+                                                  Integration.failing_since.is_not(None))
+                        .values(failing_since=None).execution_options(synchronize_session=False))
         return
+    integration = session.get(Integration, integration_id, with_for_update=True)
     integration.failing_since = integration.failing_since or now
     limit = timedelta(seconds=current_app.config["DISABLE_FAILING_AFTER"])
     if result.outcome == "disabled":
