@@ -231,3 +231,48 @@ def test_backoff_starts_near_5_s_and_lasts_more_than_a_day():
     assert next_wait(MAX_ATTEMPTS) is None
     assert next_wait(1, retry_after=120, rng=rng) == 120
     assert next_wait(1, retry_after=10**9, rng=rng) == 6 * 3600
+
+
+def test_an_integration_failing_for_days_is_disabled(client, app, receiver):
+    from couponsvc.models import Integration
+
+    shop = Shop(client)
+    integration = webhook(client, shop, receiver, events=["coupon.redeemed"])
+    receiver.default.status = 500
+    with app.app_context():
+        db.session.execute(update(Integration).values(failing_since=utcnow() - timedelta(days=4)))
+        db.session.commit()
+    client.ok(shop.redeem(shop.coupon()["code"]), 201)
+    work_off(app)
+    state = client.ok(client.get(f"integrations/{integration['id']}", key=shop.manager))
+    assert state["status"] == "disabled" and "failed since" in state["disabled_reason"]
+    assert [e["data"]["integration"]["id"] for e in client.events(type="integration.disabled")] == [integration["id"]]
+    [delivery] = deliveries(client, shop, integration)
+    assert delivery["status"] == "failed"  # kept: it is sent once the integration is enabled again
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_retried(client, app, receiver):
+    shop = Shop(client)
+    body = {"adapter": "webhook", "config": {"url": receiver.url}, "events": ["coupon.redeemed"], "timeout": 0.5}
+    integration = client.ok(client.post(f"merchants/{shop.merchant['id']}/integrations", body,
+                                        key=shop.manager), 201)
+    receiver.answer(200, delay=2)
+    client.ok(shop.redeem(shop.coupon()["code"]), 201)
+    work_off(app)
+    [failed] = deliveries(client, shop, integration)
+    assert failed["status"] == "failed" and failed["last_status_code"] is None
+    assert failed["last_error"]
+
+
+def test_a_published_deal_is_announced_to_a_wecom_group(client, app, receiver):
+    shop = Shop(client)
+    body = {"adapter": "wecom", "config": {"webhook_url": receiver.url + "/cgi-bin/webhook/send?key=k"},
+            "events": ["campaign.published"]}
+    client.ok(client.post(f"merchants/{shop.merchant['id']}/integrations", body, key=shop.manager), 201)
+    receiver.default.body = b'{"errcode": 0, "errmsg": "ok"}'
+    client.campaign(shop.merchant["id"], title="砂锅粥双人餐", price=5900, list_price=8800)
+    work_off(app)
+    [sent] = receiver.requests
+    message = sent.json()
+    assert message["msgtype"] == "markdown"
+    assert "砂锅粥双人餐" in message["markdown"]["content"] and "¥59.00" in message["markdown"]["content"]
