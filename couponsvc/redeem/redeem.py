@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .. import codes
 from ..auth import PLATFORM, Principal, key_is_live
 from ..errors import DomainError
 from ..ids import new_id
@@ -51,7 +52,7 @@ def redeem(session: Session, scan: Scan, ring: KeyRing) -> Redeemed:
             raise DomainError("unauthenticated", "The API key was revoked")
         raise refusal(session, principal, target, scan.uses, w.now)
     coupon = {
-        "code": target.code, "status": row.status, "uses_total": row.uses_total,
+        "code": target.code, "display": codes.display(target.code), "status": row.status, "uses_total": row.uses_total,
         "uses_left": row.uses_left, "valid_from": row.valid_from, "valid_until": row.valid_until,
         "campaign_id": row.campaign_id, "order_id": row.order_id,
     }
