@@ -58,8 +58,10 @@ def attempt(session: Session, delivery_id: int) -> Result:
                 lease_until=now + timedelta(seconds=integration.timeout) + LEASE_MARGIN)
         .execution_options(synchronize_session=False)
     ).rowcount
-    event = session.get(Event, delivery.event_seq)
-    config, adapter_name, timeout = integration.config, integration.adapter, integration.timeout
+    # Read everything the call needs before the commit expires the loaded objects.
+    event = _adapter_event(session.get(Event, delivery.event_seq))
+    integration_id, config = integration.id, integration.config
+    adapter_name, timeout = integration.adapter, integration.timeout
     session.commit()
     if not claimed:
         return Result("skipped")
@@ -71,7 +73,7 @@ def attempt(session: Session, delivery_id: int) -> Result:
     except DeliveryError as failure:
         outcome, error = None, failure
     duration_ms = int((time.monotonic() - clock) * 1000)
-    return _record(session, delivery_id, integration.id, attempts, started, duration_ms, outcome, error)
+    return _record(session, delivery_id, integration_id, attempts, started, duration_ms, outcome, error)
 
 
 def _due(delivery: Delivery, integration: Integration, now: datetime) -> bool:
@@ -80,7 +82,7 @@ def _due(delivery: Delivery, integration: Integration, now: datetime) -> bool:
             and (delivery.lease_until is None or delivery.lease_until < now))
 
 
-def _call(adapter_name: str, event: Event, config: dict, timeout: float) -> Outcome:
+def _call(adapter_name: str, event: AdapterEvent, config: dict, timeout: float) -> Outcome:
     adapter = adapter_named(adapter_name)
     if adapter is None:
         raise RetryableError(f"adapter {adapter_name!r} is not installed on this worker")
@@ -88,7 +90,7 @@ def _call(adapter_name: str, event: Event, config: dict, timeout: float) -> Outc
                       allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
                       session=http_session())
     try:
-        return adapter.deliver(_adapter_event(event), config, context)
+        return adapter.deliver(event, config, context)
     except DeliveryError:
         raise
     except Exception as error:  # an adapter's own bug must not lose the event
