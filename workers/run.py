@@ -9,17 +9,22 @@ workers, so one slow receiver holds up at most one of them per call.
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
+import time
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 
 from couponsvc.jobs import runner
 
 from . import queues
 from .periodic import Ticker, schedule
+
+log = logging.getLogger(__name__)
 
 
 def run_worker(app: Flask, *, burst: bool = False) -> int:
@@ -28,13 +33,24 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
     ticker = Ticker(schedule(app.config), jobs.enqueue)
     if not burst:
         ticker.start()
-    worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
-                          connection=connection)
+    pause = 1.0
     try:
-        worker.work(burst=burst, with_scheduler=True)
+        while True:
+            try:
+                worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
+                                      connection=connection)
+                worker.work(burst=burst, with_scheduler=True)
+                return 0
+            except RedisConnectionError:
+                if burst:
+                    raise
+                # Redis went away: keep the process, wait for Redis to come back (a
+                # restart that lost every job is repaired by the relay sweep).
+                log.warning("lost Redis; retrying in %.0f s", pause, exc_info=True)
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
     finally:
         ticker.stop()
-    return 0
 
 
 def run_processes(count: int, argv: list[str]) -> int:
