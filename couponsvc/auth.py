@@ -180,13 +180,6 @@ def _requiring(roles: tuple[str, ...], who):
                 raise DomainError("forbidden", f"a {principal.role} key may not do this")
             return view(*args, **kwargs)
 
-        wrapper._roles = roles  # read by the OpenAPI security documentation
         return wrapper
 
     return decorator
-
-
-def visible_merchant(principal: Principal, merchant_id: str | None) -> None:
-    """Raise 404 for an object of another merchant: never reveal that it exists."""
-    if not principal.sees(merchant_id):
-        raise DomainError("not_found")

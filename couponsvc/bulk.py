@@ -21,7 +21,7 @@ from .errors import DomainError
 from .events import emit
 from .issuance import coupon_insert, coupon_row
 from .jobs import enqueue
-from .models import Campaign, Job
+from .models import Campaign, Coupon, Job
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,6 @@ def _copy_chunk(session: Session, template: dict, batch: list[str]) -> int:
 
 def export_rows(session: Session, campaign: Campaign, status: str | None):
     """Yield the campaign's coupons in code order, a server-side cursor at a time."""
-    from .models import Coupon
-
     query = select(Coupon.code, Coupon.status, Coupon.uses_total, Coupon.uses_left,
                    Coupon.valid_from, Coupon.valid_until, Coupon.order_id, Coupon.created_at) \
         .where(Coupon.campaign_id == campaign.id).order_by(Coupon.code)

@@ -25,7 +25,3 @@ def next_wait(attempts: int, retry_after: float | None = None, rng: random.Rando
     if retry_after is not None:
         wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER))
     return wait
-
-
-def total_span() -> float:
-    return float(sum(WAITS))
