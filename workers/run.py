@@ -40,7 +40,11 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
                 worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
                                       connection=connection)
                 worker.work(burst=burst, with_scheduler=True)
-                return 0
+                # RQ also leaves its loop on its own after some failures; only a stop
+                # that was asked for (SIGTERM, SIGINT) or a burst ends the process.
+                if burst or getattr(worker, "_stop_requested", True):
+                    return 0
+                log.warning("the worker loop ended without a stop request; starting it again")
             except RedisConnectionError:
                 if burst:
                     raise
