@@ -42,7 +42,7 @@ from tests.conftest import _empty_tables, make_app
 from tests.factories import Client, Shop
 from tests.integrations.receiver import Answer, Received, Receiver
 
-from .processes import RedisServer, Worker, sigkill, start_worker, stop, worker_environment
+from .processes import Worker, sigkill, start_worker, stop, worker_environment
 
 # s: covers a lease (timeout + 15 s) plus sweeps and retries; raise it to see how late
 # a stuck delivery comes (COUPONSVC_CHAOS_DEADLINE=900)
@@ -50,16 +50,6 @@ DELIVERY_DEADLINE = float(os.environ.get("COUPONSVC_CHAOS_DEADLINE", 90))
 
 
 # ------------------------------------------------------------------------ fixtures --
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    """One private Redis for the module (a test may kill and restart it on its port)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server.start()
-    finally:
-        server.kill()
-
-
 @pytest.fixture
 def app(migrated, instance_path, redis_server):
     """The test app on the private Redis: empty tables, empty Redis (the shared test

@@ -21,18 +21,7 @@ from rq import Queue, SimpleWorker
 from couponsvc.jobs import JobRunner
 from workers.periodic import Periodic, Ticker, schedule, tick
 
-from .processes import RedisServer
-
 SLOT_START = 1_800_000_000.0  # a multiple of 1, 5 and 60 s: every job's slot starts here
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server.start()
-    finally:
-        server.kill()
 
 
 @pytest.fixture
