@@ -95,8 +95,8 @@ def new_qr_key():
               help="worker processes to run side by side")
 @with_appcontext
 def worker(burst, processes):
-    """Run RQ workers (with the scheduler for delayed retries) and the periodic jobs:
-    the relay sweep and close-due. Needs REDIS_URL."""
+    """Run RQ workers and the periodic jobs: the relay sweep (which also sends
+    retries when they come due) and close-due. Needs REDIS_URL."""
     from workers.run import run_processes, run_worker
 
     if not current_app.config.get("REDIS_URL"):

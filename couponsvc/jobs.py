@@ -2,7 +2,7 @@
 
 Jobs are named by dotted path (`workers.bulk.issue_bulk`) so the web app never
 imports `workers/`. With `REDIS_URL` set they go to RQ (`couponsvc worker` runs
-them); without it they run on one background thread of the serving process, after
+them); without it they run on background threads of the serving process, after
 the response, so the embedded default works with nothing else running.
 Call `enqueue` through `after_commit`, never before the commit.
 """
@@ -13,7 +13,6 @@ import importlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -43,14 +42,14 @@ class JobRunner:
         return self._redis
 
     def enqueue(self, func_path: str, *args: Any, queue: str = DEFAULT_QUEUE,
-                job_id: str | None = None, timeout: int = 3600, delay: float = 0) -> bool:
-        """Queue a job (after `delay` seconds); False when a job with `job_id` already exists.
+                job_id: str | None = None, timeout: int = 3600) -> bool:
+        """Queue a job; False when a job with `job_id` already exists.
 
         A `job_id` makes the enqueue unique, so a relay that finds the same overdue
         work twice cannot queue it twice.
         """
         if self.in_process:
-            self._submit_here(func_path, args, delay)
+            self._submit_here(func_path, args)
             return True
         from rq import Queue
         from rq.exceptions import DuplicateJobError
@@ -59,24 +58,15 @@ class JobRunner:
         options = {"job_id": job_id, "unique": job_id is not None, "job_timeout": timeout,
                    "failure_ttl": 7 * 86400, "result_ttl": 600}
         try:
-            if delay > 0:
-                rq_queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **options)
-            else:
-                rq_queue.enqueue(func_path, *args, **options)
+            rq_queue.enqueue(func_path, *args, **options)
         except DuplicateJobError:
             return False
         return True
 
-    def _submit_here(self, func_path: str, args: tuple[Any, ...], delay: float) -> None:
+    def _submit_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="couponsvc-job")
-        executor = self._executor
-        if delay <= 0:
-            executor.submit(self._run_here, func_path, args)
-            return
-        timer = threading.Timer(delay, lambda: executor.submit(self._run_here, func_path, args))
-        timer.daemon = True
-        timer.start()
+        self._executor.submit(self._run_here, func_path, args)
 
     def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         from .extensions import db

@@ -1,8 +1,8 @@
-"""The delivery job: one attempt at one delivery."""
+"""The delivery job: drain one integration's due deliveries (couponsvc/deliveries/drain.py)."""
 
 from __future__ import annotations
 
-from couponsvc.deliveries.attempt import attempt
+from couponsvc.deliveries.drain import drain as drain_integration
 from couponsvc.extensions import db
 
 from . import queues
@@ -10,5 +10,5 @@ from .job import job
 
 
 @job(queues.DELIVERIES)
-def deliver(delivery_id: int) -> str:
-    return attempt(db.session, delivery_id).outcome
+def drain(integration_id: str, token: str) -> int:
+    return drain_integration(db.session, integration_id, token)

@@ -1,9 +1,9 @@
-"""The outbox relay's periodic work: enqueue due deliveries, close campaigns at sales end."""
+"""The outbox relay's periodic work: wake integrations with due deliveries, close campaigns at sales end."""
 
 from __future__ import annotations
 
 from couponsvc import campaigns
-from couponsvc.deliveries.sweep import enqueue_due
+from couponsvc.deliveries.sweep import wake_due
 from couponsvc.extensions import db
 
 from . import queues
@@ -12,7 +12,7 @@ from .job import job
 
 @job(queues.DEFAULT)
 def sweep() -> int:
-    return enqueue_due(db.session)
+    return wake_due(db.session)
 
 
 @job(queues.DEFAULT)

@@ -1,4 +1,4 @@
-"""`couponsvc worker`: RQ workers with the scheduler, and the periodic ticker.
+"""`couponsvc worker`: RQ workers and the periodic ticker.
 
 The worker class is RQ's SimpleWorker (jobs run in the worker process): a delivery
 is a short network call, and forking a work horse for each one (RQ's default
@@ -39,7 +39,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
             try:
                 worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
                                       connection=connection)
-                worker.work(burst=burst, with_scheduler=True)
+                worker.work(burst=burst)
                 # RQ also leaves its loop on its own after some failures; only a stop
                 # that was asked for (SIGTERM, SIGINT) or a burst ends the process.
                 if burst or getattr(worker, "_stop_requested", True):

@@ -1,10 +1,9 @@
-"""One attempt at one delivery: claim it, call the adapter, record what happened.
+"""One attempt at one delivery: the adapter call, timed, and what it means.
 
-The database, not RQ, decides what is due. A worker claims a delivery with a
-compare-and-set on its `attempts` count and a lease (the integration's timeout plus
-a margin); a worker killed mid-call leaves the lease to expire, and the sweep then
-enqueues the delivery again. Only the claimer's own attempt count can record an
-outcome, so a late answer from an expired lease cannot overwrite a newer one.
+Only a 2xx (an `Outcome`) succeeds. A `RetryableError` is tried again after the
+backoff of `schedule.py` (or the receiver's `Retry-After`, within bounds) until the
+attempts run out, then the delivery is `dead`; a `PermanentError` is dead at once,
+and one that says so (410 Gone) disables the integration.
 """
 
 from __future__ import annotations
@@ -12,165 +11,79 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from flask import current_app
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from typing import Any
 
 from integrations.adapter import Context, DeliveryError, Outcome, PermanentError, RetryableError
 from integrations.adapter import Event as AdapterEvent
 
-from ..adapters import adapter_named, http_session
-from ..events import emit
-from ..models import Delivery, DeliveryAttempt, Event, Integration
+from ..adapters import adapter_named
 from ..timeutil import utcnow
-from .fanout import job_id
 from .schedule import next_wait
-
-LEASE_MARGIN = timedelta(seconds=15)
-SHORT_WAIT = 120  # retries sooner than this are queued at once (RQ scheduler); later ones swept
 
 
 @dataclass(frozen=True)
-class Result:
-    outcome: str  # succeeded | retry | dead | disabled | skipped
-    wait: float | None = None
+class Attempt:
+    delivery_id: int
+    number: int
+    started_at: datetime
+    duration_ms: int
+    outcome: Outcome | None
+    error: DeliveryError | None
+
+    @property
+    def result(self) -> str:
+        """succeeded | retry | dead | disabled"""
+        if self.error is None:
+            return "succeeded"
+        if isinstance(self.error, PermanentError):
+            return "disabled" if self.error.disable else "dead"
+        return "retry" if self.wait is not None else "dead"
+
+    @property
+    def wait(self) -> float | None:
+        if not isinstance(self.error, RetryableError):
+            return None
+        return next_wait(self.number, self.error.retry_after)
+
+    def delivery_values(self, now: datetime) -> dict[str, Any]:
+        """The delivery's columns after this attempt (every key always present)."""
+        values = {"status": None, "succeeded_at": None, "next_attempt_at": None,
+                  "last_status_code": None, "last_response": None, "last_error": None}
+        if self.error is None:
+            return values | {"status": "succeeded", "succeeded_at": now,
+                             "last_status_code": self.outcome.status_code, "last_response": self.outcome.excerpt}
+        values |= {"last_status_code": self.error.status_code, "last_response": self.error.excerpt,
+                   "last_error": str(self.error)[:500]}
+        wait = self.wait
+        if self.result == "retry":
+            return values | {"status": "failed", "next_attempt_at": now + timedelta(seconds=wait)}
+        return values | {"status": "dead"}
+
+    def log_row(self, result: str) -> dict[str, Any]:
+        source = self.outcome if self.error is None else self.error
+        return {"delivery_id": self.delivery_id, "number": self.number, "started_at": self.started_at,
+                "duration_ms": self.duration_ms, "status_code": source.status_code,
+                "response": source.excerpt, "error": str(self.error)[:500] if self.error else None,
+                "outcome": result}
 
 
-def attempt(session: Session, delivery_id: int) -> Result:
-    now = utcnow()
-    found = session.execute(
-        select(Delivery, Integration).join(Integration, Integration.id == Delivery.integration_id)
-        .where(Delivery.id == delivery_id)
-    ).first()
-    if found is None:
-        return Result("skipped")
-    delivery, integration = found
-    if not _due(delivery, integration, now):
-        session.rollback()
-        return Result("skipped")
-    attempts = delivery.attempts + 1
-    claimed = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.attempts == delivery.attempts,
-               Delivery.status.in_(Delivery.OPEN))
-        .values(attempts=attempts, updated_at=now,
-                lease_until=now + timedelta(seconds=integration.timeout) + LEASE_MARGIN)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    # Read everything the call needs before the commit expires the loaded objects.
-    event = _adapter_event(session.get(Event, delivery.event_seq))
-    integration_id, config = integration.id, integration.config
-    adapter_name, timeout = integration.adapter, integration.timeout
-    session.commit()
-    if not claimed:
-        return Result("skipped")
-
+def attempt(delivery_id: int, number: int, adapter_name: str, event: AdapterEvent, config: dict,
+            context: Context) -> Attempt:
     started, clock = utcnow(), time.monotonic()
     try:
-        outcome = _call(adapter_name, event, config, timeout)
-        error = None
+        outcome, error = call(adapter_name, event, config, context), None
     except DeliveryError as failure:
         outcome, error = None, failure
-    duration_ms = int((time.monotonic() - clock) * 1000)
-    return _record(session, delivery_id, integration_id, attempts, started, duration_ms, outcome, error)
+    return Attempt(delivery_id, number, started, int((time.monotonic() - clock) * 1000), outcome, error)
 
 
-def _due(delivery: Delivery, integration: Integration, now: datetime) -> bool:
-    return (delivery.status in Delivery.OPEN and integration.status == "active"
-            and delivery.next_attempt_at <= now + timedelta(seconds=1)
-            and (delivery.lease_until is None or delivery.lease_until < now))
-
-
-def _call(adapter_name: str, event: AdapterEvent, config: dict, timeout: float) -> Outcome:
+def call(adapter_name: str, event: AdapterEvent, config: dict, context: Context) -> Outcome:
     adapter = adapter_named(adapter_name)
     if adapter is None:
         raise RetryableError(f"adapter {adapter_name!r} is not installed on this worker")
-    context = Context(timeout=timeout,
-                      allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
-                      session=http_session())
     try:
         return adapter.deliver(event, config, context)
     except DeliveryError:
         raise
     except Exception as error:  # an adapter's own bug must not lose the event
         raise RetryableError(f"adapter {adapter_name} failed: {type(error).__name__}: {error}") from error
-
-
-def _adapter_event(event: Event) -> AdapterEvent:
-    return AdapterEvent(id=event.id, type=event.type, created_at=event.created_at, data=event.data,
-                        merchant_id=event.merchant_id, coupon_seq=event.coupon_seq)
-
-
-def _record(session: Session, delivery_id: int, integration_id: str, attempts: int, started: datetime,
-            duration_ms: int, outcome: Outcome | None, error: DeliveryError | None) -> Result:
-    now = utcnow()
-    values = {"lease_until": None, "updated_at": now}
-    if error is None:
-        result = Result("succeeded")
-        values |= {"status": "succeeded", "succeeded_at": now, "last_status_code": outcome.status_code,
-                   "last_response": outcome.excerpt, "last_error": None}
-    else:
-        values |= {"last_status_code": error.status_code, "last_error": str(error)[:500],
-                   "last_response": error.excerpt}
-        wait = None
-        if isinstance(error, RetryableError):
-            wait = next_wait(attempts, error.retry_after)
-        if isinstance(error, PermanentError) and error.disable:
-            result = Result("disabled")
-            values |= {"status": "dead"}
-        elif wait is None:
-            result = Result("dead")
-            values |= {"status": "dead"}
-        else:
-            result = Result("retry", wait)
-            values |= {"status": "failed", "next_attempt_at": now + timedelta(seconds=wait)}
-    recorded = session.execute(
-        update(Delivery).where(Delivery.id == delivery_id, Delivery.attempts == attempts)
-        .values(**values).execution_options(synchronize_session=False)
-    ).rowcount
-    if not recorded:  # our lease expired and another worker took the delivery over
-        session.rollback()
-        return Result("skipped")
-    session.execute(insert(DeliveryAttempt).values(
-        delivery_id=delivery_id, number=attempts, started_at=started, duration_ms=duration_ms,
-        status_code=(outcome.status_code if outcome else error.status_code),
-        response=(outcome.excerpt if outcome else error.excerpt), error=str(error)[:500] if error else None,
-        outcome=result.outcome,
-    ))
-    _update_integration(session, integration_id, result, error, now)
-    session.commit()
-    if result.outcome == "retry" and result.wait <= SHORT_WAIT:
-        from ..jobs import enqueue
-
-        enqueue("workers.deliver.deliver", delivery_id, queue="deliveries",
-                job_id=job_id(delivery_id, attempts), timeout=120, delay=result.wait)
-    return result
-
-
-def _update_integration(session: Session, integration_id: str, result: Result,
-                        error: DeliveryError | None, now: datetime) -> None:
-    if result.outcome == "succeeded":  # no write, and no lock, unless it had been failing
-        session.execute(update(Integration).where(Integration.id == integration_id,
-                                                  Integration.failing_since.is_not(None))
-                        .values(failing_since=None).execution_options(synchronize_session=False))
-        return
-    integration = session.get(Integration, integration_id, with_for_update=True)
-    integration.failing_since = integration.failing_since or now
-    limit = timedelta(seconds=current_app.config["DISABLE_FAILING_AFTER"])
-    if result.outcome == "disabled":
-        disable(session, integration, f"the receiver answered {error.status_code}: gone", now)
-    elif now - integration.failing_since >= limit and integration.status == "active":
-        disable(session, integration, f"every delivery has failed since "
-                                      f"{integration.failing_since.isoformat()}", now)
-
-
-def disable(session: Session, integration: Integration, reason: str, now: datetime) -> None:
-    if integration.status == "disabled":
-        return
-    integration.status, integration.disabled_reason, integration.disabled_at = "disabled", reason, now
-    emit(session, "integration.disabled", merchant_id=integration.merchant_id, data={
-        "integration": {"id": integration.id, "adapter": integration.adapter,
-                        "disabled_at": now.isoformat(), "reason": reason},
-    })
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from flask import current_app
@@ -13,14 +12,12 @@ from sqlalchemy.orm import Session
 from integrations.targets import TargetRefused, check_url
 
 from ..adapters import adapter_named
-from ..after_commit import after_commit
 from ..auth import Principal
 from ..errors import DomainError
 from ..ids import new_id
-from ..jobs import enqueue
 from ..models import Delivery, Event, Integration, Merchant, Subscription
 from ..timeutil import utcnow
-from .fanout import DELIVER, QUEUE, announce, job_id
+from .fanout import announce
 
 MAX_TIMEOUT = 60.0
 
@@ -50,6 +47,7 @@ def update_integration(session: Session, integration: Integration, changes: dict
     if changes.get("status") == "active" and integration.status != "active":
         integration.status, integration.disabled_reason = "active", None
         integration.disabled_at = integration.failing_since = None
+        announce(session, [integration.id])  # what waited while it was disabled goes out now
     elif changes.get("status") == "disabled" and integration.status != "disabled":
         integration.status, integration.disabled_at = "disabled", utcnow()
         integration.disabled_reason = "disabled by the merchant"
@@ -86,7 +84,7 @@ def send_test(session: Session, integration: Integration) -> Delivery:
                         status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now)
     session.add(delivery)
     session.flush()
-    announce(session, [delivery.id])
+    announce(session, [integration.id])
     return delivery
 
 
@@ -98,9 +96,7 @@ def retry_delivery(session: Session, delivery: Delivery) -> Delivery:
     delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", now, None
     delivery.updated_at = now
     session.flush()
-    manual_job = f"{job_id(delivery.id, delivery.attempts)}-manual-{int(now.timestamp())}"
-    after_commit(session, partial(enqueue, DELIVER, delivery.id, queue=QUEUE, job_id=manual_job,
-                                  timeout=120))
+    announce(session, [delivery.integration_id])
     return delivery
 
 

@@ -63,7 +63,7 @@ def _postgresql(session: Session, w: Write):
         row = cursor.execute(_POSTGRESQL, params).fetchone()
     if row is None:
         return None
-    announce(session, row.delivery_ids)
+    announce(session, row.integration_ids)
     return row._replace(valid_from=to_utc(row.valid_from), valid_until=to_utc(row.valid_until))
 
 
@@ -132,9 +132,9 @@ WITH c AS (
       JOIN integration_subscriptions s ON s.event_type = 'coupon.redeemed'
       JOIN integrations i ON i.id = s.integration_id AND i.merchant_id = e.merchant_id
                          AND i.status = 'active'
- RETURNING id
+ RETURNING integration_id
 )
-SELECT k.*, ARRAY(SELECT id FROM d) AS delivery_ids FROM k
+SELECT k.*, ARRAY(SELECT DISTINCT integration_id FROM d) AS integration_ids FROM k
 """
 
 

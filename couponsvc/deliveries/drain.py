@@ -1,0 +1,102 @@
+"""Draining one integration: send what is due, in batches, until nothing is.
+
+A drain job holds the integration's lock (`wakeup.py`). Each round it clears the
+integration's flag, claims up to `BATCH` due deliveries in one statement, calls the
+adapter for each in turn over one keep-alive session, and records the attempts in
+one transaction. It stops when a round finds less than a full batch and nothing
+flagged the integration meanwhile; after `BUDGET` seconds it hands over (lets the
+lock go and queues a fresh drain behind the other integrations' jobs), so one busy
+integration cannot starve the others on a shared worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from integrations.adapter import Context
+
+from ..adapters import http_session
+from ..models import Integration
+from ..timeutil import utcnow
+from . import batch, health
+from .attempt import Attempt, attempt
+from .wakeup import LOCK_TTL, drains, wake
+
+BATCH = 100
+BUDGET = 5.0  # seconds of calls per drain job before it hands over
+LEASE_MARGIN = 15.0  # seconds beyond the budget and one call's timeout
+KEEP_EVERY = 1.0  # seconds between extensions of the lock while calling
+
+
+@dataclass(frozen=True)
+class Round:
+    sent: int
+    more: bool  # a full batch, or stopped early: more may be due
+
+
+def drain(session: Session, integration_id: str, token: str) -> int:
+    """Run the drain that `token` was queued for; the number of attempts it made."""
+    state = drains()
+    sent, deadline = 0, time.monotonic() + BUDGET
+    try:
+        while True:
+            if not state.keep(integration_id, token):
+                return sent  # another drain holds the integration now
+            state.begin(integration_id)
+            done = send_round(session, integration_id, token, deadline)
+            sent += done.sent
+            if done.more:
+                if time.monotonic() < deadline:
+                    continue
+                state.release(integration_id, token)
+                wake([integration_id])
+                return sent
+            if state.finish(integration_id, token):
+                return sent
+    except BaseException:
+        state.release(integration_id, token)
+        raise
+
+
+def send_round(session: Session, integration_id: str, token: str, deadline: float) -> Round:
+    integration = session.get(Integration, integration_id)
+    if integration is None or integration.status != "active":
+        session.rollback()
+        return Round(0, False)
+    adapter_name, config, timeout = integration.adapter, integration.config, integration.timeout
+    now = utcnow()
+    lease = now + timedelta(seconds=max(0.0, deadline - time.monotonic()) + timeout + LEASE_MARGIN)
+    claimed = batch.claim(session, integration_id, BATCH, now, lease)
+    session.commit()
+    if not claimed:
+        return Round(0, False)
+
+    context = Context(timeout=timeout, allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
+                      session=http_session())
+    state, kept = drains(), time.monotonic()
+    made: list[Attempt] = []
+    stopped = False
+    for item in claimed:
+        clock = time.monotonic()
+        if made and clock >= deadline:
+            stopped = True
+            break
+        if clock - kept >= KEEP_EVERY:
+            state.keep(integration_id, token, max(LOCK_TTL, timeout + LEASE_MARGIN))
+            kept = clock
+        made.append(attempt(item.delivery_id, item.number, adapter_name, item.event, config, context))
+        if made[-1].result == "disabled":  # 410 Gone: no more calls to this receiver
+            stopped = True
+            break
+
+    now = utcnow()
+    batch.release(session, claimed[len(made):])
+    recorded = batch.record(session, made, now)
+    health.note_attempts(session, integration_id, recorded, now)
+    session.commit()
+    return Round(len(made), stopped or len(claimed) == BATCH)

@@ -1,0 +1,53 @@
+"""An integration's health: failing since when, and disabled when it is gone or failing for days.
+
+A 410 Gone disables the integration at once. Otherwise an integration whose every
+attempt has failed for `COUPONSVC_DISABLE_FAILING_AFTER` (3 days by default) is
+disabled. Either way an `integration.disabled` event says so; its deliveries stay
+where they are, and are sent once the merchant enables the integration again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from ..events import emit
+from ..models import Integration
+from .attempt import Attempt
+
+
+def note_attempts(session: Session, integration_id: str, attempts: Sequence[Attempt], now: datetime) -> None:
+    results = {attempt.result for attempt in attempts}
+    if not results:
+        return
+    if "succeeded" in results and "disabled" not in results:
+        # no write, and no lock, unless it had been failing
+        session.execute(update(Integration).where(Integration.id == integration_id,
+                                                  Integration.failing_since.is_not(None))
+                        .values(failing_since=None).execution_options(synchronize_session=False))
+        return
+    integration = session.get(Integration, integration_id, with_for_update=True)
+    if "disabled" in results:
+        gone = next(a for a in attempts if a.result == "disabled")
+        disable(session, integration, f"the receiver answered {gone.error.status_code}: gone", now)
+        return
+    integration.failing_since = integration.failing_since or now
+    limit = timedelta(seconds=current_app.config["DISABLE_FAILING_AFTER"])
+    if now - integration.failing_since >= limit and integration.status == "active":
+        disable(session, integration, f"every delivery has failed since "
+                                      f"{integration.failing_since.isoformat()}", now)
+
+
+def disable(session: Session, integration: Integration, reason: str, now: datetime) -> None:
+    if integration.status == "disabled":
+        return
+    integration.failing_since = integration.failing_since or now
+    integration.status, integration.disabled_reason, integration.disabled_at = "disabled", reason, now
+    emit(session, "integration.disabled", merchant_id=integration.merchant_id, data={
+        "integration": {"id": integration.id, "adapter": integration.adapter,
+                        "disabled_at": now.isoformat(), "reason": reason},
+    })
