@@ -2,13 +2,17 @@
 
 The schema is built by the project's own Alembic migrations, once per run, in a
 database of this run's own; each test starts from empty tables and an empty Redis
-database.
+database. Redis is a private redis-server started for the run on a free port (so
+two runs on one machine never flush each other's keys), unless
+COUPONSVC_TEST_REDIS_URL names one.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,7 +27,23 @@ from .factories import Client
 
 BACKEND = os.environ.get("COUPONSVC_TEST_DB", "postgresql")
 PG_URL = os.environ.get("COUPONSVC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("COUPONSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("COUPONSVC_TEST_REDIS_URL", "")
+_private_redis = None
+
+
+def pytest_sessionstart(session):
+    """Before collection, so that test modules importing REDIS_URL see the private one."""
+    global REDIS_URL, _private_redis
+    if not REDIS_URL:
+        from .deliveries.processes import RedisServer
+
+        _private_redis = RedisServer(Path(tempfile.mkdtemp(prefix="couponsvc-test-redis-"))).start()
+        REDIS_URL = _private_redis.url
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _private_redis is not None:
+        _private_redis.kill()
 
 
 def pytest_report_header(config):
