@@ -9,8 +9,10 @@ from integrations.adapter import (
     Outcome,
     PermanentError,
     RetryableError,
+    load_config,
     private_targets_allowed,
 )
+from integrations.webhook import WebhookAdapter
 
 
 def test_envelope_is_the_standard_webhooks_body():
@@ -61,3 +63,17 @@ def test_a_stored_config_that_no_longer_loads_is_permanent(receiver, context):
         WeComAdapter().deliver(Event("evt_1", "ping", datetime.now(UTC), {}),
                                {"locale": "fr"}, context)
     assert not caught.value.disable and receiver.requests == []
+
+
+def test_a_stored_config_is_loaded_once_per_content_and_each_caller_gets_its_own_copy():
+    adapter = WebhookAdapter()
+    config = {"url": "https://erp.example.com/hook", "secret": "whsec_" + "A" * 32, "headers": {"X-A": "1"}}
+    first = load_config(adapter, config)
+    first["url"] = "changed by the caller"
+    again = load_config(adapter, dict(config))
+    assert again["url"] == "https://erp.example.com/hook"
+    assert again["headers"] == {"X-A": "1"}
+    edited = load_config(adapter, {**config, "url": "https://erp.example.com/other"})
+    assert edited["url"] == "https://erp.example.com/other"
+    with pytest.raises(PermanentError, match="invalid webhook config"):
+        load_config(adapter, {**config, "url": "not a url"})
