@@ -11,14 +11,17 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from functools import wraps
+from typing import Any, TypeVar
 
 from flask import g, request
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .errors import DomainError
-from .models import ApiKey, Store
+from .models import ApiKey, Merchant, Store
 from .timeutil import utcnow
+
+T = TypeVar("T")
 
 PLATFORM = "platform"
 MANAGER = "manager"
@@ -40,6 +43,17 @@ class Principal:
 
     def sees(self, merchant_id: str | None) -> bool:
         return self.role == PLATFORM or (merchant_id is not None and merchant_id == self.merchant_id)
+
+
+def visible(session: Session, principal: Principal, model: type[T], key: Any, *, name: str,
+            for_update: bool = False) -> T:
+    """The `model` row with this key, if the principal may see its merchant; `not_found`
+    otherwise: another merchant's object is exactly as absent as one that never was."""
+    row = session.get(model, key, with_for_update=for_update or None) if key is not None else None
+    owner = None if row is None else (row.id if isinstance(row, Merchant) else row.merchant_id)
+    if row is None or not principal.sees(owner):
+        raise DomainError("not_found", f"No such {name}")
+    return row
 
 
 def hash_key(secret: str) -> str:
@@ -79,9 +93,7 @@ def create_key(session: Session, *, role: str, merchant_id: str | None = None,
 
 
 def revoke_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
-    key = session.get(ApiKey, key_id)
-    if key is None or not principal.sees(key.merchant_id):
-        raise DomainError("not_found", "No such API key")
+    key = visible(session, principal, ApiKey, key_id, name="API key")
     if principal.role == SCANNER:
         raise DomainError("forbidden", "scanner keys cannot revoke keys")
     if key.revoked_at is None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from .auth import Principal
+from .auth import Principal, visible
 from .errors import DomainError
 from .models import Merchant, Store
 
@@ -34,10 +34,7 @@ def update_merchant(session: Session, merchant: Merchant, changes: dict) -> Merc
 
 
 def get_merchant(session: Session, principal: Principal, merchant_id: str) -> Merchant:
-    merchant = session.get(Merchant, merchant_id)
-    if merchant is None or not principal.sees(merchant.id):
-        raise DomainError("not_found", "No such merchant")
-    return merchant
+    return visible(session, principal, Merchant, merchant_id, name="merchant")
 
 
 def create_store(session: Session, merchant: Merchant, *, name: str, city: str = "",

@@ -11,8 +11,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import bulk, campaigns, codes
-from ..auth import MANAGER, PLATFORM, current_principal, requires
-from ..errors import DomainError
+from ..auth import MANAGER, PLATFORM, current_principal, requires, visible
 from ..extensions import db
 from ..models import Campaign, Coupon, Job, Order
 from ..orders import place_order
@@ -46,9 +45,7 @@ class OrderById(MethodView):
     @requires(PLATFORM, MANAGER)
     @blp.response(200, OrderOut)
     def get(self, order_id):
-        order = db.session.get(Order, order_id)
-        if order is None or not current_principal().sees(order.merchant_id):
-            raise DomainError("not_found", "No such order")
+        order = visible(db.session, current_principal(), Order, order_id, name="order")
         campaign = db.session.get(Campaign, order.campaign_id)
         rows = db.session.execute(select(Coupon).where(Coupon.order_id == order.id)
                                   .order_by(Coupon.created_at, Coupon.code)).scalars()
@@ -75,10 +72,7 @@ class JobById(MethodView):
     @requires(PLATFORM, MANAGER)
     @blp.response(200, JobOut)
     def get(self, job_id):
-        job = db.session.get(Job, job_id)
-        if job is None or not current_principal().sees(job.merchant_id):
-            raise DomainError("not_found", "No such job")
-        return _job_dict(job)
+        return _job_dict(visible(db.session, current_principal(), Job, job_id, name="job"))
 
 
 @blp.route("/campaigns/<campaign_id>/coupons.csv")

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..auth import Principal
+from ..auth import Principal, visible
 from ..errors import DomainError
 from ..events import emit
 from ..models import Campaign, Merchant, Store
@@ -25,13 +25,7 @@ TIME_FIELDS = ("sales_start", "sales_end", "valid_from", "valid_until")
 
 def get_campaign(session: Session, principal: Principal, campaign_id: str, *,
                  for_update: bool = False) -> Campaign:
-    query = select(Campaign).where(Campaign.id == campaign_id)
-    if for_update:
-        query = query.with_for_update()
-    campaign = session.execute(query).scalar_one_or_none()
-    if campaign is None or not principal.sees(campaign.merchant_id):
-        raise DomainError("not_found", "No such campaign")
-    return campaign
+    return visible(session, principal, Campaign, campaign_id, name="campaign", for_update=for_update)
 
 
 def create_campaign(session: Session, principal: Principal, fields: dict[str, Any]) -> Campaign:

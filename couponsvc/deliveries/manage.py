@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from integrations.targets import TargetRefused, check_url
 
 from ..adapters import adapter_named
-from ..auth import Principal
+from ..auth import Principal, visible
 from ..errors import DomainError
 from ..ids import new_id
 from ..models import Delivery, Event, Integration, Merchant, Subscription
@@ -56,18 +56,13 @@ def update_integration(session: Session, integration: Integration, changes: dict
 
 
 def get_integration(session: Session, principal: Principal, integration_id: str) -> Integration:
-    integration = session.get(Integration, integration_id)
-    if integration is None or not principal.sees(integration.merchant_id):
-        raise DomainError("not_found", "No such integration")
-    return integration
+    return visible(session, principal, Integration, integration_id, name="integration")
 
 
 def get_delivery(session: Session, principal: Principal, delivery_id: str) -> Delivery:
     number = delivery_id.removeprefix("dlv_")
-    delivery = session.get(Delivery, int(number)) if number.isdigit() and len(number) < 19 else None
-    if delivery is None or not principal.sees(delivery.merchant_id):
-        raise DomainError("not_found", "No such delivery")
-    return delivery
+    key = int(number) if number.isdigit() and len(number) < 19 else None
+    return visible(session, principal, Delivery, key, name="delivery")
 
 
 def send_test(session: Session, integration: Integration) -> Delivery:
