@@ -2,7 +2,8 @@
 
 A 410 Gone disables the integration at once. Otherwise an integration whose every
 attempt has failed for `COUPONSVC_DISABLE_FAILING_AFTER` (3 days by default) is
-disabled. Either way an `integration.disabled` event says so; its deliveries stay
+disabled. A merchant may also switch it off (`PATCH … {"status": "disabled"}`). Every
+way, an `integration.disabled` event says so, with the reason; its deliveries stay
 where they are, and are sent once the merchant enables the integration again.
 """
 
@@ -31,11 +32,11 @@ def note_attempts(session: Session, integration_id: str, attempts: Sequence[Atte
                         .values(failing_since=None).execution_options(synchronize_session=False))
         return
     integration = session.get(Integration, integration_id, with_for_update=True)
+    integration.failing_since = integration.failing_since or now
     if "disabled" in results:
         gone = next(a for a in attempts if a.result == "disabled")
         disable(session, integration, f"the receiver answered {gone.error.status_code}: gone", now)
         return
-    integration.failing_since = integration.failing_since or now
     limit = timedelta(seconds=current_app.config["DISABLE_FAILING_AFTER"])
     if now - integration.failing_since >= limit and integration.status == "active":
         disable(session, integration, f"every delivery has failed since "
@@ -45,7 +46,6 @@ def note_attempts(session: Session, integration_id: str, attempts: Sequence[Atte
 def disable(session: Session, integration: Integration, reason: str, now: datetime) -> None:
     if integration.status == "disabled":
         return
-    integration.failing_since = integration.failing_since or now
     integration.status, integration.disabled_reason, integration.disabled_at = "disabled", reason, now
     emit(session, "integration.disabled", merchant_id=integration.merchant_id, data={
         "integration": {"id": integration.id, "adapter": integration.adapter,

@@ -18,6 +18,7 @@ from ..ids import new_id
 from ..models import Delivery, Event, Integration, Merchant, Subscription
 from ..timeutil import utcnow
 from .fanout import announce
+from .health import disable
 
 MAX_TIMEOUT = 60.0
 
@@ -48,9 +49,8 @@ def update_integration(session: Session, integration: Integration, changes: dict
         integration.status, integration.disabled_reason = "active", None
         integration.disabled_at = integration.failing_since = None
         announce(session, [integration.id])  # what waited while it was disabled goes out now
-    elif changes.get("status") == "disabled" and integration.status != "disabled":
-        integration.status, integration.disabled_at = "disabled", utcnow()
-        integration.disabled_reason = "disabled by the merchant"
+    elif changes.get("status") == "disabled":
+        disable(session, integration, "disabled by the merchant", utcnow())
     session.flush()
     return integration
 
