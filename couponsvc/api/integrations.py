@@ -10,9 +10,9 @@ from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..auth import MANAGER, PLATFORM, current_principal, requires
 from ..deliveries import manage
-from ..errors import DomainError
 from ..extensions import db
 from ..models import Delivery, DeliveryAttempt, Event, Integration
+from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.integrations import (
     AdapterList,
@@ -45,12 +45,8 @@ class Integrations(MethodView):
     def get(self, args, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
         query = select(Integration).where(Integration.merchant_id == merchant.id)
-        if args["after"]:
-            query = query.where(Integration.id > args["after"])
-        rows = list(db.session.execute(query.order_by(Integration.id).limit(args["limit"] + 1)).scalars())
-        more = len(rows) > args["limit"]
-        rows = rows[: args["limit"]]
-        return {"data": [_integration(i) for i in rows], "next": rows[-1].id if more else None}
+        return cursor_page(query, Integration.id, after=args["after"], limit=args["limit"],
+                           present=_integration)
 
     @unit_of_work
     @requires(PLATFORM, MANAGER)
@@ -103,16 +99,8 @@ class Deliveries(MethodView):
         """Deliveries, newest first; `?status=pending|succeeded|failed|dead`."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
         query = manage.deliveries_query(integration, args.get("status"))
-        if args["after"]:
-            number = args["after"].removeprefix("dlv_")
-            if not number.isdigit() or len(number) > 18:
-                raise DomainError("validation_error", "after is not a cursor this list gave",
-                                  errors={"after": ["Not a valid cursor."]})
-            query = query.where(Delivery.id < int(number))
-        rows = list(db.session.execute(query.order_by(Delivery.id.desc()).limit(args["limit"] + 1)).scalars())
-        more = len(rows) > args["limit"]
-        rows = rows[: args["limit"]]
-        return {"data": [_delivery(d) for d in rows], "next": rows[-1].public_id if more else None}
+        return cursor_page(query, Delivery.id, after=args["after"], limit=args["limit"], integer=True,
+                           prefix="dlv_", descending=True, present=_delivery)
 
 
 @blp.route("/deliveries/<delivery_id>")
