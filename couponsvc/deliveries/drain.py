@@ -69,6 +69,7 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
         session.rollback()
         return Round(0, False)
     adapter_name, config, timeout = integration.adapter, integration.config, integration.timeout
+    was_failing = integration.failing_since is not None
     now = utcnow()
     lease = now + timedelta(seconds=max(0.0, deadline - time.monotonic()) + timeout + LEASE_MARGIN)
     claimed = batch.claim(session, integration_id, BATCH, now, lease)
@@ -97,6 +98,6 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
     now = utcnow()
     batch.release(session, claimed[len(made):])
     recorded = batch.record(session, made, now)
-    health.note_attempts(session, integration_id, recorded, now)
+    health.note_attempts(session, integration_id, recorded, now, was_failing=was_failing)
     session.commit()
     return Round(len(made), stopped or len(claimed) == BATCH)

@@ -21,11 +21,16 @@ from ..models import Integration
 from .attempt import Attempt
 
 
-def note_attempts(session: Session, integration_id: str, attempts: Sequence[Attempt], now: datetime) -> None:
+def note_attempts(session: Session, integration_id: str, attempts: Sequence[Attempt], now: datetime,
+                  *, was_failing: bool = True) -> None:
+    """Note a round of attempts; `was_failing=False` (the integration had no failing_since
+    when the round began) spares a success its UPDATE."""
     results = {attempt.result for attempt in attempts}
     if not results:
         return
     if "succeeded" in results and "disabled" not in results:
+        if not was_failing:
+            return
         # no write, and no lock, unless it had been failing
         session.execute(update(Integration).where(Integration.id == integration_id,
                                                   Integration.failing_since.is_not(None))
