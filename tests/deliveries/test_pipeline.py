@@ -1,16 +1,18 @@
-"""Events reach integrations: fan-out in the transaction, jobs after commit, retries, the sweep.
+"""Events reach integrations: fan-out in the transaction, a drain woken after commit, retries, the sweep.
 
-Real Redis and real RQ (a SimpleWorker in burst mode, in this process), real HTTP
-receivers on 127.0.0.1, real PostgreSQL or SQLite.
+Real Redis and real RQ (a SimpleWorker in burst mode, in this process, without RQ's
+scheduler: retries wait in the database and the relay sweep wakes their integration
+once they are due), real HTTP receivers on 127.0.0.1, real PostgreSQL or SQLite.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
@@ -31,19 +33,20 @@ def receiver():
         yield running
 
 
-def work_off(app, scheduler: bool = False):
+def work_off(app):
+    """One burst worker on the queues `couponsvc worker` serves; no RQ scheduler."""
     connection = runner(app).redis()
     with app.app_context():
         SimpleWorker([Queue(name, connection=connection) for name in ("deliveries", "default")],
-                     connection=connection).work(burst=True, with_scheduler=scheduler)
+                     connection=connection).work(burst=True)
 
 
-def work_until(app, done, seconds: float = 20):
-    """Run burst workers, with RQ's scheduler, until `done()` (delayed retries come due)."""
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        work_off(app, scheduler=True)
-        time.sleep(0.2)
+def nothing_waits_in_rq(app) -> bool:
+    """No job queued or scheduled for later on the queues a delivery could use."""
+    connection = runner(app).redis()
+    return all(Queue(name, connection=connection).count == 0
+               and ScheduledJobRegistry(name, connection=connection).count == 0
+               for name in ("deliveries", "default"))
 
 
 def webhook(client, shop, receiver, events=None):
@@ -109,14 +112,24 @@ def test_500_then_200_is_retried_with_the_same_webhook_id(client, app, receiver)
     work_off(app)
     [failed] = deliveries(client, shop, integration, status="failed")
     assert failed["last_status_code"] == 500 and failed["attempts"] == 1
-    assert sweep(app) == 0  # the ~5 s retry waits in RQ's scheduled registry: not queued twice
-    work_until(app, lambda: len(receiver.requests) == 2)
+    [first] = client.ok(client.get(f"deliveries/{failed['id']}", key=shop.manager))["attempt_log"]
+    # the ~5 s retry waits in the database, not in RQ (no scheduler, no delayed job)
+    wait = (datetime.fromisoformat(failed["next_attempt_at"])
+            - datetime.fromisoformat(first["started_at"])).total_seconds()
+    assert 4 <= wait <= 7 + first["duration_ms"] / 1000, wait  # 5 s ± 20 %, counted after the call
+    assert nothing_waits_in_rq(app)
+    assert sweep(app) == 0  # not due yet
+    make_due(app)
+    assert sweep(app) == 1  # due: the sweep wakes the integration, one drain
+    assert sweep(app) == 0  # that drain holds the lock: only flagged, not queued twice
+    work_off(app)
     [done] = deliveries(client, shop, integration)
     assert done["status"] == "succeeded" and done["attempts"] == 2
     ids = {request.headers["webhook-id"] for request in receiver.requests}
     assert len(receiver.requests) == 2 and len(ids) == 1
     log = client.ok(client.get(f"deliveries/{done['id']}", key=shop.manager))["attempt_log"]
     assert [(a["number"], a["status_code"], a["outcome"]) for a in log] == [(1, 500, "retry"), (2, 200, "succeeded")]
+    assert nothing_waits_in_rq(app)
 
 
 def test_a_long_retry_after_is_left_to_the_sweep(client, app, receiver):
@@ -126,12 +139,18 @@ def test_a_long_retry_after_is_left_to_the_sweep(client, app, receiver):
     client.ok(shop.redeem(shop.coupon()["code"]), 201)
     work_off(app)
     [failed] = deliveries(client, shop, integration, status="failed")
+    [first] = client.ok(client.get(f"deliveries/{failed['id']}", key=shop.manager))["attempt_log"]
+    wait = (datetime.fromisoformat(failed["next_attempt_at"])
+            - datetime.fromisoformat(first["started_at"])).total_seconds()
+    assert 900 <= wait <= 905 + first["duration_ms"] / 1000, wait  # the receiver's Retry-After, not the ~5 s backoff
+    assert nothing_waits_in_rq(app)
     assert sweep(app) == 0  # not due for 15 minutes
     make_due(app)
     assert sweep(app) == 1
-    assert sweep(app) == 0  # already queued under its deterministic id
+    assert sweep(app) == 0  # its drain is queued and holds the lock: only flagged
     work_off(app)
     assert deliveries(client, shop, integration)[0]["status"] == "succeeded"
+    assert len(receiver.requests) == 2
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
 
 
