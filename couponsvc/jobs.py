@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from flask import Flask, current_app
@@ -29,6 +29,8 @@ class JobRunner:
         self.redis_url: str | None = app.config.get("REDIS_URL")
         self._redis = None
         self._executor: ThreadPoolExecutor | None = None
+        self._pending: set[Future] = set()
+        self._mutex = threading.Lock()
 
     @property
     def in_process(self) -> bool:
@@ -64,9 +66,16 @@ class JobRunner:
         return True
 
     def _submit_here(self, func_path: str, args: tuple[Any, ...]) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="couponsvc-job")
-        self._executor.submit(self._run_here, func_path, args)
+        with self._mutex:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="couponsvc-job")
+            future = self._executor.submit(self._run_here, func_path, args)
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self._mutex:
+            self._pending.discard(future)
 
     def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         from .extensions import db
@@ -88,11 +97,18 @@ class JobRunner:
                     self._ticker = periodic.Ticker(periodic.schedule(self.app.config), self.enqueue)
                     self._ticker.start()
 
-    def drain(self) -> None:
-        """Wait for in-process jobs (tests and shutdown)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+    def wait_idle(self) -> None:
+        """Wait until no in-process job runs or waits, including the jobs that running
+        jobs queue meanwhile (a drain handing over); then stop the threads (tests, shutdown)."""
+        while True:
+            with self._mutex:
+                pending = list(self._pending)
+                if not pending:
+                    executor, self._executor = self._executor, None
+                    break
+            wait(pending)
+        if executor is not None:
+            executor.shutdown(wait=True)
 
 
 def resolve(func_path: str):

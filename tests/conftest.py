@@ -107,7 +107,7 @@ def app(migrated, instance_path, request):
     with application.app_context():
         _empty_tables()
     yield application
-    application.extensions["couponsvc.jobs"].drain()
+    application.extensions["couponsvc.jobs"].wait_idle()
     with application.app_context():
         db.session.remove()
         db.engine.dispose()

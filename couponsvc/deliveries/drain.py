@@ -50,13 +50,11 @@ def drain(session: Session, integration_id: str, token: str) -> int:
             state.begin(integration_id)
             done = send_round(session, integration_id, token, deadline)
             sent += done.sent
-            if done.more:
-                if time.monotonic() < deadline:
-                    continue
+            if not done.more and state.finish(integration_id, token):
+                return sent
+            if time.monotonic() >= deadline:  # more to do, but others' turn first
                 state.release(integration_id, token)
                 wake([integration_id])
-                return sent
-            if state.finish(integration_id, token):
                 return sent
     except BaseException:
         state.release(integration_id, token)
@@ -79,7 +77,7 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
 
     context = Context(timeout=timeout, allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
                       session=http_session())
-    state, kept = drains(), time.monotonic()
+    state, kept = drains(), float("-inf")
     made: list[Attempt] = []
     stopped = False
     for item in claimed:
@@ -87,8 +85,10 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
         if made and clock >= deadline:
             stopped = True
             break
-        if clock - kept >= KEEP_EVERY:
-            state.keep(integration_id, token, max(LOCK_TTL, timeout + LEASE_MARGIN))
+        if clock - kept >= KEEP_EVERY:  # the lock must outlive the call about to be made
+            if not state.keep(integration_id, token, max(LOCK_TTL, timeout + LEASE_MARGIN)):
+                stopped = True  # another drain took over: give the rest back to it
+                break
             kept = clock
         made.append(attempt(item.delivery_id, item.number, adapter_name, item.event, config, context))
         if made[-1].result == "disabled":  # 410 Gone: no more calls to this receiver

@@ -35,9 +35,10 @@ DRAIN = "workers.deliver.drain"
 QUEUE = "deliveries"
 LOCK_TTL = 20.0  # seconds; a working drain extends it (to cover its call in flight)
 JOB_TIMEOUT = 300  # the drain's work budget, plus one call in flight, plus recording
+FLAG_TTL = JOB_TIMEOUT  # a flag must outlive any drain that should see it; a stale one costs a round
 
 _WAKE = """
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
@@ -75,7 +76,7 @@ class RedisDrains:
     def wake(self, integration_id: str) -> str | None:
         """Flag the integration; a new lock token when a drain must be started."""
         token = secrets.token_hex(8)
-        taken = self._wake(keys=self._keys(integration_id), args=[token, _ms(LOCK_TTL)])
+        taken = self._wake(keys=self._keys(integration_id), args=[token, _ms(LOCK_TTL), _ms(FLAG_TTL)])
         return token if taken else None
 
     def begin(self, integration_id: str) -> None:

@@ -545,7 +545,7 @@ def test_without_redis_drains_run_on_threads_and_drain_waits_for_them(client, ap
     shop = Shop(client)
     integration = webhook(client, shop, receiver)
     redeem(shop, [c["code"] for c in shop.coupons(5)])
-    app.extensions["couponsvc.jobs"].drain()  # no polling: returns once the threads are done
+    app.extensions["couponsvc.jobs"].wait_idle()  # no polling: returns once the threads are done
     delivered = rows(app, integration["id"])
     assert webhook_ids(receiver) == [row.event_id for row in delivered]
     assert {(row.status, row.attempts) for row in delivered} == {("succeeded", 1)}
@@ -575,7 +575,7 @@ def test_without_redis_drain_also_waits_for_a_handed_over_drain(client, app, rec
     errors = during_calls(receiver, answer_once_drain_is_waiting)
     commit_events(app, shop.merchant["id"], 3)
     draining.set()
-    jobs.drain()
+    jobs.wait_idle()
     assert errors == []
     delivered = rows(app, integration["id"])
     assert [(row.status, row.attempts) for row in delivered] == [("succeeded", 1)] * 3
