@@ -6,6 +6,17 @@ A benchmark, not a test: it measures and prints, and asserts nothing about timin
     .venv/bin/python scripts/bench_delivery.py --count 1000 --rounds 1 --latency-seconds 5
     .venv/bin/python scripts/bench_delivery.py --classes simple --profile
 
+How deliveries travel (couponsvc/deliveries/): the redeem's transaction writes the
+event and its delivery rows; after the commit the integration is *woken*, which
+queues one drain job (`workers.deliver.drain`) on the `deliveries` queue only when no
+drain holds the integration's lock. A drain claims up to 100 due deliveries per
+statement, calls the adapter for each over one keep-alive session, records the
+batch's attempts in one transaction, and loops until nothing is due (after a 5 s
+budget it hands over to a fresh drain job). Retries and anything Redis lost are
+woken by the relay sweep (every second). So the `deliveries` queue holds about one
+job per integration, whatever the backlog: the backlog is the open deliveries in
+the database (status pending or failed), and progress is the receiver's receipts.
+
 One run does, against PostgreSQL (`DATABASE_URL`) and Redis (`REDIS_URL`, flushed first):
 
 1. Setup as `scripts/bench_redeem.py` does (its helpers are imported): `couponsvc db
@@ -20,32 +31,50 @@ One run does, against PostgreSQL (`DATABASE_URL`) and Redis (`REDIS_URL`, flushe
    `--rate` for `--latency-seconds` (open loop: each redeem is sent at its scheduled
    time from a pool of client threads), after a few warm-up redeems. Per event, the
    receiver's receipt time minus the time the redeem request was sent, and minus the
-   time its 201 came back (the job is queued before the 201 is written, so this one can
-   be negative): p50/p99. A class whose worker cannot keep up with `--rate` (a queue
-   builds, latency grows without bound) is measured again at `--slow-rate`.
+   time its 201 came back (the drain is woken before the 201 is written, so this one
+   can be negative): p50/p99; and how many drain jobs ran for how many deliveries (at
+   a steady trickle a drain often finds one delivery, so this is the per-job case). A
+   class whose worker cannot keep up with `--rate` (a backlog builds, latency grows
+   without bound) is measured again at `--slow-rate`.
 3. Ceiling: from this one process, sequential keep-alive POSTs (a `requests.Session`,
    the body and headers of a real delivery, the signature computed once) to the same
    receiver: POSTs/s. Also the adapter alone (`WebhookAdapter.deliver` in a loop, no
    database, no RQ): what the adapter's own code costs on top. Measured before and after
    the throughput runs; the ratios use the higher of the two.
 4. Throughput, for each worker class: no worker running, `--count` coupons redeemed
-   (`--fork-count` for the fork worker, which is slow), so as many deliveries wait on
-   the `deliveries` queue; then one worker started: deliveries/s from the first receipt
-   to the last (the headline: the worker at work), and from the worker's start (which
-   adds its start-up). Per delivery (after the first): CPU of the worker and of the
-   others, PostgreSQL commits, rollbacks and new sessions (pg_stat_database of this
-   database) and Redis commands (INFO commandstats, server-wide). `--rounds` repeats
+   (`--fork-count` for the fork worker; the same by default), so as many deliveries
+   are open in the database (and one or a few drain jobs wait on the `deliveries`
+   queue); then one worker started. Deliveries/s from the first receipt until every
+   attempt is recorded (no open delivery left in the database: the headline, the
+   worker at work, its last batch's bookkeeping included), from the first receipt to
+   the last receipt, and from the worker's start (which adds its start-up). Per
+   delivery (after the first): CPU of the worker and of the others (from the first
+   receipt until all is recorded), PostgreSQL commits, rollbacks, new sessions and
+   rows read, by table scan and by index (pg_stat_database, pg_stat_user_tables and
+   pg_stat_user_indexes of this database, the benchmark's own queries taken out), and
+   Redis commands (INFO commandstats, server-wide), both from the worker's start until
+   all is recorded (plus the ~2 s PostgreSQL takes to publish a busy backend's
+   counters; not the worker's shutdown); and the drain jobs that ran (RQ's finished
+   registry). `--rounds` repeats
    the pair, the order alternating (ABBA), so a drift in the machine's load favours
    neither. `--profile` runs py-spy on the worker in each class's first run (from its
-   first delivery on) and prints where its time goes; that run is slower for it.
+   first delivery until all is recorded) and prints where its time goes: by step of
+   the drain (claim, adapter call, record, lock, RQ outside the job), by library at
+   the sampled frame (requests/urllib3, JSON, HMAC, SQLAlchemy, psycopg, redis-py,
+   RQ), each also as CPU ms per delivery, and the busiest functions; that run is
+   slower for it. `--profile-latency` does the same in the latency phase (at a steady
+   trickle, where a drain job often carries a single delivery).
 
 The worker classes: `simple` is the shipped `couponsvc worker` (RQ's SimpleWorker,
-`workers/run.py`); `fork` is RQ's default `Worker` (a forked work horse per job), run
-by `scripts/bench/rq_worker.py`, which does what `run_worker` does with that class.
+`workers/run.py`); `fork` is RQ's default `Worker`, which forks a work horse per job,
+now once per drain job (one per batch loop, not per delivery), run by
+`scripts/bench/rq_worker.py`, which does what `run_worker` does with that class.
 
-Every phase prints where the CPU went (the worker with its scheduler and work horses,
-the receiver, PostgreSQL, Redis, gunicorn, this process) and how much went to other
-processes: on a shared machine the figures are noisy, and the run says so. At the
+Every phase prints where the CPU went (the worker with its work horses, the
+receiver, PostgreSQL, Redis, gunicorn, this process) and how much went to other
+processes: on a shared machine the figures are noisy, and the run says so. A worker
+gets `STOP_PATIENCE` seconds to stop on SIGTERM before it is killed, and the run says
+how often that was needed (a worker that ignores SIGTERM is a finding). At the
 end it checks the whole run for lost and duplicate deliveries (every 201 redemption's
 event against what the receiver got), the deliveries' states in the database, RQ's
 failed jobs, and errors in the logs.
@@ -56,7 +85,8 @@ Defaults: `DATABASE_URL=postgresql://postgres@127.0.0.1:5432/couponsvc_bench_del
 `REDIS_URL=redis://127.0.0.1:6379/14` (flushed at the start: give it a Redis database
 of its own). Logs, the receiver's records and profiles go to --out (default: a new
 temporary directory). Every process the benchmark starts is stopped by its pid when
-it ends, error or not.
+it ends, error or not. `--profile` needs py-spy (`pip install py-spy`, in the `bench`
+extra).
 """
 
 from __future__ import annotations
@@ -80,7 +110,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +135,6 @@ from bench_redeem import (
     machine_busy_seconds,
     make_fixture,
     place_orders,
-    postgres_pids,
     prepare_database,
     print_orders,
     run_cli,
@@ -127,6 +156,11 @@ WARMUP_REDEEMS = 20
 CLASS_NAMES = {"simple": "SimpleWorker", "fork": "Worker (fork)"}
 AIM_P50_MS = 100.0
 AIM_RATIO = 1 / 3
+DRAIN_QUEUE = "deliveries"  # workers.queues.DELIVERIES: the drain jobs
+STOP_PATIENCE = 5.0  # seconds a worker gets to stop on SIGTERM before it is killed
+PG_IDLE_FLUSH = 10.5  # s: an idle backend publishes its last second of counters after 10 s
+PG_COUNTER_QUERIES = 3  # autocommit statements in one `pg_counters`
+PG_BUSY_FLUSH = 2.2  # s: a backend with a transaction each second publishes within ~2 s
 
 
 # ---------------------------------------------------------------- CPU accounting
@@ -169,15 +203,30 @@ def cmdline(pid: int) -> bytes:
 
 
 def pg_counters(db_url: str) -> Counter[str]:
-    """This database's transaction, session and row counters (pg_stat_database)."""
+    """This database's transaction, session and row counters (pg_stat_database), and rows
+    read per table scan and per index (pg_stat_user_tables, pg_stat_user_indexes)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT xact_commit, xact_rollback, sessions, tup_returned, tup_fetched, "
             "tup_inserted, tup_updated FROM pg_stat_database WHERE datname = current_database()"
         ).fetchone()
-    names = ("xact_commit", "xact_rollback", "sessions", "tup_returned", "tup_fetched",
-             "tup_inserted", "tup_updated")
-    return Counter(dict(zip(names, (int(v or 0) for v in row), strict=True)))
+        names = ("xact_commit", "xact_rollback", "sessions", "tup_returned", "tup_fetched",
+                 "tup_inserted", "tup_updated")
+        counters = Counter(dict(zip(names, (int(v or 0) for v in row), strict=True)))
+        # where the rows read come from: sequential scans per table, index entries per index
+        for table, seq_read in conn.execute(
+                "SELECT relname, seq_tup_read FROM pg_stat_user_tables"):
+            counters[f"seq scan of {table}"] = int(seq_read or 0)
+        for table, index, read in conn.execute(
+                "SELECT relname, indexrelname, idx_tup_read FROM pg_stat_user_indexes"):
+            counters[f"index {index} ({table})"] = int(read or 0)
+    return counters
+
+
+def rows_read(used: Counter[str]) -> list[tuple[str, int]]:
+    """Rows read by table scan or index, most first."""
+    return [(name, n) for name, n in used.most_common()
+            if name.startswith(("seq scan of ", "index ")) and n > 0]
 
 
 def redis_counters(client: redis.Redis) -> Counter[str]:
@@ -187,7 +236,13 @@ def redis_counters(client: redis.Redis) -> Counter[str]:
                     for name, value in stats.items()})
 
 
-def redis_server_pids() -> list[int]:
+def redis_server_pids(client: redis.Redis) -> list[int]:
+    """The pid of the Redis server behind `client` (INFO server), not every redis-server on
+    the machine (other test sessions run private ones); all of them if it cannot tell."""
+    with contextlib.suppress(redis.RedisError, KeyError, ValueError):
+        pid = int(client.info("server")["process_id"])
+        if Path(f"/proc/{pid}").exists():
+            return [pid]
     out = subprocess.run(["ps", "-C", "redis-server", "-o", "pid="], capture_output=True,
                          text=True, check=False).stdout
     return [int(pid) for pid in out.split()]
@@ -198,23 +253,37 @@ class Meter:
     and what is left for other processes (their load makes the figures noisy).
 
     A group is a function giving (pid, count reaped children too) pairs, asked at the
-    start and at the end; a process that started inside the phase counts whole.
+    start and at the end; a process that started inside the phase counts whole. A
+    process that ends inside the phase is counted by whoever reaps it (the worker's
+    work horses, through the worker's reaped-children time: their CPU from before
+    the phase is taken out) or, for the groups in `transient` (PostgreSQL backends that
+    a work horse opened and closed), by its last value seen by a sampler thread that
+    looks every `every` seconds (so at most that much of its CPU is missed).
     """
 
-    def __init__(self, groups: dict[str, Any]) -> None:
-        self.groups = groups
+    def __init__(self, groups: dict[str, Any], transient: tuple[str, ...] = (),
+                 every: float = 0.2) -> None:
+        self.groups, self.transient, self.every = groups, transient, every
         self.used: dict[str, float] = {}
+        self._seen: dict[str, dict[int, float]] = {name: {} for name in transient}
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
 
-    def _sample(self) -> dict[str, dict[int, float]]:
+    def _sample(self, names: Any = None) -> dict[str, dict[int, float]]:
         sample = {}
-        for name, pids in self.groups.items():
+        for name in names or self.groups:
             values = {}
-            for pid, with_children in pids():
+            for pid, with_children in self.groups[name]():
                 value = proc_cpu(pid, with_children)
                 if value is not None:
                     values[pid] = value
             sample[name] = values
         return sample
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            for name, values in self._sample(self.transient).items():
+                self._seen[name].update(values)
 
     @staticmethod
     def _self_cpu() -> float:
@@ -226,13 +295,26 @@ class Meter:
         self.busy = machine_busy_seconds()
         self.self_cpu = self._self_cpu()
         self.before = self._sample()
+        if self.transient:
+            self._sampler = threading.Thread(target=self._watch, name="meter", daemon=True)
+            self._sampler.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         after = self._sample()
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join()
         self.wall = time.monotonic() - self.started or 1.0
-        self.used = {name: sum(v - self.before[name].get(pid, 0.0) for pid, v in now.items())
-                     for name, now in after.items()}
+        for name, now in after.items():
+            before = self.before[name]
+            used = sum(v - before.get(pid, 0.0) for pid, v in now.items())
+            if name in self.transient:  # ended inside the phase: its last value seen
+                used += sum(v - before.get(pid, 0.0) for pid, v in self._seen[name].items()
+                            if pid not in now)
+            else:  # reaped by a process of the group, whose children's time now holds it all
+                used -= sum(v for pid, v in before.items() if pid not in now)
+            self.used[name] = max(0.0, used)
         self.used["bench"] = self._self_cpu() - self.self_cpu
         self.machine = machine_busy_seconds() - self.busy
         self.others = max(0.0, self.machine - sum(self.used.values()))
@@ -248,6 +330,29 @@ class Meter:
         parts = ", ".join(f"{name} {value / self.wall:.2f}" for name, value in self.used.items())
         return (f"CPUs busy {self.machine / self.wall:.2f} of {os.cpu_count()}: {parts}, "
                 f"other processes {self.others_cpus:.2f}")
+
+
+def our_postgres_pids(dbname: str | None) -> list[int]:
+    """As bench_redeem's `postgres_pids`, from /proc instead of ps (the meter's sampler
+    asks five times a second)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{entry.name}/comm").read_text().strip() != "postgres":
+                continue
+            args = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        backend = _PG_BACKEND.match(args.decode(errors="replace").strip())
+        if backend and dbname and backend.group(1) != dbname:
+            continue
+        pids.append(int(entry.name))
+    return pids
+
+
+_PG_BACKEND = re.compile(r"^postgres: [^:]+: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
 
 
 # ---------------------------------------------------------------- the receiver
@@ -396,7 +501,11 @@ class Stack:
         self.receiver, self.server = receiver, server
         self.worker: subprocess.Popen | None = None
         self.worker_log: Path | None = None
+        self.worker_kind = ""
+        self.stops: list[tuple[str, float, int | None]] = []  # kind, seconds, exit code
         self.redis = redis.Redis.from_url(redis_url)
+        self.integration_id: str | None = None
+        self.redis_pids = redis_server_pids(self.redis)
 
     def start_worker(self, kind: str, tag: str) -> subprocess.Popen:
         if kind == "simple":
@@ -404,21 +513,36 @@ class Stack:
         else:
             argv = [sys.executable, str(BENCH_DIR / "rq_worker.py"), "--class", kind]
         self.worker_log = self.out / f"worker-{kind}-{tag}.log"
+        self.worker_kind = kind
         self.worker = self.procs.start(f"worker ({kind})", argv, env=self.env,
                                        log_path=self.worker_log)
         return self.worker
 
-    def stop_worker(self) -> None:
+    def stop_worker(self, patience: float = STOP_PATIENCE) -> None:
+        """SIGTERM, then SIGKILL after `patience` seconds (noted: a worker that ignores
+        SIGTERM is a finding, and must not run on into the next measurement)."""
         if self.worker is None:
             return
         leftovers = {pid: cmdline(pid) for pid in descendants(self.worker.pid)}
-        self.procs.stop(self.worker, timeout=30)
+        asked = time.monotonic()
+        self.procs.stop(self.worker, timeout=patience)
+        took = time.monotonic() - asked
+        self.stops.append((self.worker_kind, took, self.worker.returncode))
+        if self.worker.returncode == -signal.SIGKILL:
+            log(f"    the {self.worker_kind} worker did not stop within {patience:g} s of SIGTERM; "
+                f"killed (SIGKILL){self._restart_note()}")
         for pid, argv in leftovers.items():  # a work horse has a process group of its own
             if argv and cmdline(pid) == argv:
                 log(f"    process {pid} of the worker outlived it; stopping it")
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         self.worker = None
+
+    def _restart_note(self) -> str:
+        text = self.worker_log.read_text(errors="replace") if self.worker_log else ""
+        restarts = text.count("ended without a stop request")
+        return (f"; its log says {restarts} time(s) 'the worker loop ended without a stop "
+                f"request; starting it again'" if restarts else "")
 
     def meter(self) -> Meter:
         def worker_pids_() -> list[tuple[int, bool]]:
@@ -429,14 +553,48 @@ class Stack:
         return Meter({
             "worker": worker_pids_,
             "receiver": lambda: [(self.receiver.proc.pid, False)],
-            "PostgreSQL": lambda: [(p, False) for p in postgres_pids(self.dbname)],
-            "Redis": lambda: [(p, False) for p in redis_server_pids()],
+            "PostgreSQL": lambda: [(p, False) for p in our_postgres_pids(self.dbname)],
+            "Redis": lambda: [(p, False) for p in self.redis_pids],
             "gunicorn": lambda: [(self.server.proc.pid, True),
                                  *((p, False) for p in worker_pids(self.server.proc.pid))],
-        })
+        }, transient=("PostgreSQL",))
 
-    def queued(self) -> int:
-        return int(self.redis.llen("rq:queue:deliveries"))
+    def open_deliveries(self, conn: psycopg.Connection | None = None) -> int:
+        """The backlog: this integration's deliveries still pending or failed (to retry)."""
+        query = ("SELECT count(*) FROM deliveries WHERE integration_id = %s "
+                 "AND status IN ('pending', 'failed')")
+        if conn is not None:
+            return int(conn.execute(query, (self.integration_id,)).fetchone()[0])
+        with psycopg.connect(self.db_url, autocommit=True) as own:
+            return int(own.execute(query, (self.integration_id,)).fetchone()[0])
+
+    def drain_jobs_queued(self) -> int:
+        return int(self.redis.llen(f"rq:queue:{DRAIN_QUEUE}"))
+
+    def drain_jobs_ended(self) -> int:
+        """Drain jobs RQ has finished or failed so far (its registries; result_ttl 600 s)."""
+        return int(self.redis.zcard(f"rq:finished:{DRAIN_QUEUE}")
+                   + self.redis.zcard(f"rq:failed:{DRAIN_QUEUE}"))
+
+    def wait_recorded(self, stall: float = 20.0, poll: float = 0.005) -> tuple[int, float, int]:
+        """Wait until no delivery is open in the database, or none closed for `stall` s:
+        (open deliveries left, when this saw them all closed, queries this made). Polled
+        on one connection, so the caller can take the queries out of PostgreSQL's counts."""
+        polls = 0
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            last, progress = -1, time.monotonic()
+            while True:
+                left = self.open_deliveries(conn)
+                polls += 1
+                now = time.monotonic()
+                if left != last:
+                    last, progress = left, now
+                if left == 0 or now - progress > stall:
+                    return left, time.time(), polls
+                if self.worker is not None and self.worker.poll() is not None:
+                    raise BenchError(f"the worker exited {self.worker.returncode}:\n"
+                                     f"{log_tail(self.worker_log) if self.worker_log else ''}")
+                time.sleep(poll)
 
 
 # ---------------------------------------------------------------- profiling
@@ -450,54 +608,153 @@ def start_profiler(stack: Stack, target: Path) -> subprocess.Popen | None:
         log("    --profile: py-spy is not installed (pip install py-spy); running unprofiled")
         return None
     argv = [exe, "record", "--pid", str(stack.worker.pid), "--subprocesses", "--nonblocking",
-            "--rate", "250", "--format", "raw", "--output", str(target)]
+            "--rate", "500", "--format", "raw", "--output", str(target)]
     return stack.procs.start("py-spy", argv, env=dict(os.environ),
                              log_path=stack.out / "py-spy.log")
 
 
-def stop_profiler(stack: Stack, proc: subprocess.Popen | None, target: Path) -> None:
+def stop_profiler(stack: Stack, proc: subprocess.Popen | None, target: Path) -> bool:
+    """Stop py-spy; whether it wrote a profile."""
     if proc is None:
-        return
+        return False
     stack.procs.stop(proc, signal.SIGINT, timeout=30)
     if not target.exists() or not target.stat().st_size:
         log(f"    --profile: py-spy wrote nothing:\n{log_tail(stack.out / 'py-spy.log', 8)}")
-        return
-    log(f"    profile (raw collapsed stacks, py-spy; its own cost slows this run): {target}")
-    for line in profile_summary(target):
-        log(f"      {line}")
+        return False
+    return True
 
 
-def profile_summary(path: Path, top: int = 14) -> list[str]:
-    """The busiest functions (inclusive share of the worker's non-idle samples)."""
+# A sample whose sampled frame is one of these waits (for a job, a work horse, the ticker's
+# next second): not work. (py-spy mostly leaves idle threads out by itself.)
+IDLE_FRAMES = ("blpop", "brpop", "blmove", "select (selectors", "poll (selectors", "_wait_for_horse",
+               "wait (threading.py")
+
+# The drain's steps, by the deepest of our frames in a sample (function, file): the first rule
+# that matches the deepest frame with a rule wins.
+STEPS: tuple[tuple[str, str, str], ...] = (
+    ("attempt (", "couponsvc/deliveries/attempt.py", "adapter call (attempt: build, sign, POST)"),
+    ("claim (", "couponsvc/deliveries/batch.py", "claim (UPDATE .. RETURNING, events SELECT)"),
+    ("_events (", "couponsvc/deliveries/batch.py", "claim (UPDATE .. RETURNING, events SELECT)"),
+    ("record (", "couponsvc/deliveries/batch.py", "record (SELECT FOR UPDATE, UPDATE, INSERT)"),
+    ("release (", "couponsvc/deliveries/batch.py", "release unsent claims"),
+    ("<listcomp> (", "couponsvc/deliveries/batch.py", "record (SELECT FOR UPDATE, UPDATE, INSERT)"),
+    ("note_attempts (", "couponsvc/deliveries/health.py", "health (integration failing_since)"),
+    ("Session.commit (", "sqlalchemy/orm/session.py", "commit (claim's and record's)"),
+    ("Session.get (", "sqlalchemy/orm/session.py", "load the Integration"),
+    ("http_session (", "couponsvc/adapters.py", "send_round: other"),
+    ("RedisDrains.", "couponsvc/deliveries/wakeup.py", "drain lock and flag (Redis Lua)"),
+    ("wake (", "couponsvc/deliveries/wakeup.py", "wake (hand-over: queue a drain job)"),
+    ("send_round (", "couponsvc/deliveries/drain.py", "send_round: other"),
+    ("drain (", "couponsvc/deliveries/drain.py", "drain: other"),
+    ("wrapper (", "workers/job.py", "job wrapper (session.remove)"),
+    ("sweep (", "workers/relay.py", "relay sweep job (every second)"),
+    ("close_due (", "workers/relay.py", "close-due job"),
+    ("Ticker.run (", "workers/periodic.py", "ticker (enqueues the periodic jobs)"),
+)
+
+# Libraries, by the sampled (leaf) frame's file: where the CPU is actually spent.
+LIBRARIES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("requests/", "urllib3/", "http/client.py", "socket.py", "ssl.py", "email/",
+      "http/cookiejar.py", "urllib/"), "HTTP: requests, urllib3, http.client, socket"),
+    (("json/",), "JSON"),
+    (("hmac.py", "hashlib.py", "base64.py", "secrets.py"), "HMAC, base64"),
+    (("sqlalchemy/",), "SQLAlchemy"),
+    (("psycopg/", "psycopg_binary/", "psycopg_pool/"), "psycopg (the driver)"),
+    (("redis/",), "redis-py"),
+    (("rq/",), "RQ"),
+    (("logging/",), "logging"),
+    (("marshmallow/",), "marshmallow"),
+    (("flask/", "werkzeug/"), "Flask, Werkzeug"),
+    (("integrations/",), "integrations/ (the adapter's own code)"),
+    (("couponsvc/",), "couponsvc/"),
+    (("workers/",), "workers/"),
+    (("datetime.py", "_strptime.py", "zoneinfo/"), "datetime"),
+    (("uuid.py", "pickle.py", "zlib", "copyreg.py"), "uuid, pickle (RQ's job payloads)"),
+)
+
+
+def _frame_name(frame: str) -> str:
+    return re.sub(r":\d+\)$", ")", frame.strip())
+
+
+def _step(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for function, path, step in STEPS:
+            if frame.startswith(function) and path in frame:
+                return step
+            if function.endswith(".") and function in frame and path in frame:
+                return step
+    if any("rq/" in frame for frame in frames):
+        return "RQ around the job (fetch, registries, heartbeats, result)"
+    return "unattributed (no frame of ours: a partial stack, as py-spy --nonblocking takes some)"
+
+
+def _library(frames: list[str]) -> str:
+    leaf = frames[-1] if frames else ""
+    for needles, name in LIBRARIES:
+        if any(needle in leaf for needle in needles):
+            return name
+    match = re.search(r"\(([^:)]*)", leaf)
+    return f"other: {match.group(1) if match else leaf[:40]}"
+
+
+def profile_summary(path: Path, ms_per_delivery: float | None = None, top: int = 16) -> list[str]:
+    """Where the worker's busy samples went: by step of the drain, by library at the sampled
+    frame, and the busiest functions (inclusive); with ms per delivery when given the
+    worker's CPU per delivery over the same window."""
     inclusive: Counter[str] = Counter()
-    total = 0
+    own: Counter[str] = Counter()
+    steps: Counter[str] = Counter()
+    libraries: Counter[str] = Counter()
+    total = idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack_text, _, count_text = line.rpartition(" ")
         if not count_text.isdigit():
             continue
-        frames = stack_text.split(";")
-        if any(idle in stack_text for idle in ("blpop", "brpop", "blmove", "select (selectors",
-                                                "poll (selectors", "_wait_for_horse", "wait4")):
-            continue  # waiting for a job or for a work horse: not work
         count = int(count_text)
+        frames = [f for f in stack_text.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames or any(marker in frames[-1] for marker in IDLE_FRAMES):
+            idle += count
+            continue
         total += count
+        steps[_step(frames)] += count
+        libraries[_library(frames)] += count
+        own[_frame_name(frames[-1])] += count
         seen = set()
         for frame in frames:
-            name = re.sub(r":\d+\)$", ")", frame.strip())
+            name = _frame_name(frame)
             if name not in seen:
                 seen.add(name)
                 inclusive[name] += count
     if not total:
         return ["no busy samples"]
-    rows = [f"{total} busy samples; inclusive share of the busy time:"]
-    boring = ("<module>", "(rq/cli", "work (rq/worker", "run_worker", "main (", "invoke (",
-              "(click/", "(flask/cli")
+
+    def row(name: str, count: int) -> str:
+        share = count / total
+        ms = f"  {share * ms_per_delivery:6.3f} ms/delivery" if ms_per_delivery else ""
+        return f"{100 * share:5.1f}%{ms}  {name[:140]}"
+
+    rows = [f"{total} busy samples ({idle} idle left out)"
+            + (f"; the worker's CPU was {ms_per_delivery:.3f} ms per delivery in this run"
+               if ms_per_delivery else "")]
+    rows.append("by step of the drain (the deepest of our frames in the sample):")
+    rows += ["  " + row(name, count) for name, count in steps.most_common()]
+    rows.append("by library (the sampled frame's file):")
+    rows += ["  " + row(name, count) for name, count in libraries.most_common(12)]
+    rows.append("busiest functions below the drain's own (inclusive):")
+    chain = ("<module>", "(rq/", "(workers/", "(couponsvc/cli.py", "(couponsvc/deliveries/drain.py",
+             "(couponsvc/deliveries/attempt.py", "(click/", "(flask/cli", "WebhookAdapter.deliver (",
+             "post (integrations/http.py")
+    shown = 0
     for name, count in inclusive.most_common():
-        if any(b in name for b in boring) or count == total:
+        if any(c in name for c in chain):
             continue
-        rows.append(f"{100 * count / total:5.1f}%  {name[:150]}")
-        if len(rows) > top:
+        rows.append("  " + row(name, count))
+        shown += 1
+        if shown >= top:
             break
+    rows.append("hottest functions (self: the sampled frame):")
+    rows += ["  " + row(name, count) for name, count in own.most_common(top)]
     return rows
 
 
@@ -522,6 +779,8 @@ class Latency:
     meter: Meter
     duplicates: int
     warmup: list[Redeem]
+    drain_jobs: int  # drain jobs RQ ran during the phase (warm-up excluded)
+    profile: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> list[Redeem]:
@@ -547,7 +806,7 @@ class Latency:
 
     @property
     def kept_up(self) -> bool:
-        """Whether deliveries kept pace with the redeems (no queue building up)."""
+        """Whether deliveries kept pace with the redeems (no backlog building up)."""
         send = self.from_send
         return bool(send) and pct(send, .5) < 1000 and not self.missing
 
@@ -573,7 +832,7 @@ def received_by_redemption(records: list[list[Any]]) -> tuple[dict[str, float], 
 
 
 def run_latency(stack: Stack, redeemer: Redeemer, kind: str, codes: list[str], rate: float,
-                seconds: float, tag: str) -> Latency:
+                seconds: float, tag: str, profile: bool = False) -> Latency:
     receiver = stack.receiver
     worker = stack.start_worker(kind, tag)
     warm, run = codes[:WARMUP_REDEEMS], codes[WARMUP_REDEEMS:]
@@ -583,14 +842,26 @@ def run_latency(stack: Stack, redeemer: Redeemer, kind: str, codes: list[str], r
     if got < len(warmed):
         raise BenchError(f"the {kind} worker delivered {got} of {len(warmed)} warm-up events:\n"
                          f"{log_tail(stack.worker_log)}")
-    start = receiver.count()
+    stack.wait_recorded()
+    start, jobs_before = receiver.count(), stack.drain_jobs_ended()
+    target = stack.out / f"profile-worker-{kind}-{tag}.txt"
+    profiler = start_profiler(stack, target) if profile else None
     with stack.meter() as meter:
         redeems, lag = redeemer.paced(run, rate)
         ok = sum(1 for r in redeems if r.status == 201)
         receiver.wait_for(start, ok, 15, 900, worker, stack.worker_log)
+    profiled = stop_profiler(stack, profiler, target)
+    stack.wait_recorded()
     received, duplicates = received_by_redemption(receiver.records(start))
     stack.stop_worker()
-    return Latency(kind, rate, seconds, redeems, received, lag, meter, duplicates, warmed)
+    drain_jobs = stack.drain_jobs_ended() - jobs_before
+    result = Latency(kind, rate, seconds, redeems, received, lag, meter, duplicates, warmed,
+                     drain_jobs)
+    if profiled:
+        per_delivery = meter.used.get("worker", 0.0) / max(1, len(result.from_send)) * 1000
+        result.profile = [f"profile (raw collapsed stacks, py-spy; its own cost slows this "
+                          f"phase): {target}", *profile_summary(target, per_delivery)]
+    return result
 
 
 def print_latency(result: Latency) -> None:
@@ -607,17 +878,23 @@ def print_latency(result: Latency) -> None:
         f" (received before the 201 was read: {sum(1 for a in answer if a < 0)})")
     log(f"    the redeem request itself: p50 {pct(request, .5):.1f} ms, "
         f"p99 {pct(request, .99):.1f} ms")
+    per_delivery = result.meter.used.get("worker", 0.0) / max(1, len(send)) * 1000
+    log(f"    drain jobs run: {result.drain_jobs} for {len(send)} deliveries "
+        f"({len(send) / max(1, result.drain_jobs):.1f} per job); worker CPU {per_delivery:.2f} ms "
+        f"per delivery at this rate")
     log(f"    {result.meter.describe()}")
     if result.meter.others_cpus > 0.2:
         log("    NOTE: other processes took CPU during this phase; its figures are noisy")
     if not result.kept_up:
         log(f"    the worker did NOT keep up with {result.rate:g} redeems/s: it delivered "
-            f"{result.delivered_rate:,.1f}/s, so a queue built up and latency grew with it")
+            f"{result.delivered_rate:,.1f}/s, so a backlog built up and latency grew with it")
     if result.missing:
         log(f"    NOT RECEIVED by the end of the phase: {len(result.missing)} redeemed (201) "
             f"events, e.g. {result.missing[:3]} (the final checks say whether they came later)")
     if result.duplicates:
         log(f"    DUPLICATES: {result.duplicates} POSTs repeated an event already received")
+    for line in result.profile:
+        log(f"    {line}" if line.startswith("profile") else f"      {line}")
 
 
 @dataclass
@@ -625,28 +902,42 @@ class Throughput:
     kind: str
     tag: str
     redeemed: int
-    queued: int
+    backlog: int  # open deliveries in the database when the worker started
+    jobs_queued: int  # drain jobs waiting on the deliveries queue then
     received: int
     unique: int
     duplicates: int
     missing: int
     first: float
     last: float
+    done: float  # when the benchmark saw no delivery open any more
+    left_open: int
     started: float
     meter: Meter
     redeem_seconds: float
     ids: set[str]
     metered: int  # deliveries inside the CPU meter's window
+    drain_jobs: int  # drain jobs RQ ran from the worker's start to its stop
+    pg_used: Counter[str]
+    redis_used: Counter[str]
 
     @property
     def rate(self) -> float:
-        """Deliveries/s from the first receipt to the last: the worker at work."""
+        """Deliveries/s from the first receipt until every attempt was recorded."""
+        span = self.done - self.first
+        if self.left_open or span <= 0 or self.unique <= 1:
+            return self.receipt_rate
+        return (self.unique - 1) / span
+
+    @property
+    def receipt_rate(self) -> float:
+        """Deliveries/s from the first receipt to the last."""
         span = self.last - self.first
         return (self.unique - 1) / span if span > 0 and self.unique > 1 else float("nan")
 
     @property
     def rate_from_start(self) -> float:
-        span = self.last - self.started
+        span = max(self.last, self.done) - self.started
         return self.unique / span if span > 0 else float("nan")
 
     def per_delivery(self, name: str) -> float:
@@ -660,12 +951,20 @@ def run_throughput(stack: Stack, redeemer: Redeemer, kind: str, codes: list[str]
         stack.stop_worker()
     start = receiver.count()
     redeems, redeem_seconds = redeemer.burst(codes)
+    burst_end = time.monotonic()
     ok = [r for r in redeems if r.status == 201 and r.redemption_id]
-    queued = stack.queued()
+    backlog, jobs_queued = stack.open_deliveries(), stack.drain_jobs_queued()
     log(f"  {CLASS_NAMES[kind]} ({tag}): {len(ok)} of {len(codes)} redeemed in "
-        f"{redeem_seconds:.1f} s with no worker running; {queued} jobs on the deliveries queue")
-    time.sleep(1.5)  # PostgreSQL publishes a backend's counters up to a second late
+        f"{redeem_seconds:.1f} s with no worker running; backlog {backlog} open deliveries in "
+        f"the database, {jobs_queued} drain job(s) on the {DRAIN_QUEUE} queue")
+    if backlog != len(ok):
+        log(f"    NOTE: {backlog} open deliveries for {len(ok)} redeems (left over from an "
+            f"earlier phase, or missing)")
+    # PostgreSQL publishes a backend's counters at most once a second, and an idle backend's
+    # last second only after 10 s idle: gunicorn's redeems must be in before the first count
+    time.sleep(max(0.0, burst_end + PG_IDLE_FLUSH - time.monotonic()))
     pg_before, redis_before = pg_counters(stack.db_url), redis_counters(stack.redis)
+    jobs_before = stack.drain_jobs_ended()
     started = time.time()
     worker = stack.start_worker(kind, tag)
     # CPU and the profile from the first receipt on: the worker's start-up is not per delivery
@@ -675,33 +974,53 @@ def run_throughput(stack: Stack, redeemer: Redeemer, kind: str, codes: list[str]
     with stack.meter() as meter:
         metered_from = receiver.count() - start
         got = receiver.wait_for(start, len(ok), 20, 1800, worker, stack.worker_log, poll=0.01)
-    stop_profiler(stack, profiler, target)
-    time.sleep(0.5)  # let stragglers (a duplicate, a retry) arrive before counting
-    stack.stop_worker()
+        # the last batch is recorded after its last POST: the worker is done when none is open
+        left_open, done, polls = stack.wait_recorded()
+    profiled = stop_profiler(stack, profiler, target)
+    # Counted up to here, not to the worker's stop (its shutdown is not per delivery): the
+    # worker's last transactions reach pg_stat_database with its next relay sweep's.
+    time.sleep(PG_BUSY_FLUSH)
     pg_used = pg_counters(stack.db_url) - pg_before
+    # the benchmark's own: its polls, and the first count's connection (published on close)
+    pg_used["xact_commit"] = max(0, pg_used["xact_commit"] - polls - PG_COUNTER_QUERIES)
+    pg_used["sessions"] = max(0, pg_used["sessions"] - 2)
     redis_used = redis_counters(stack.redis) - redis_before
+    drain_jobs = stack.drain_jobs_ended() - jobs_before
+    stack.stop_worker()
     records = [r for r in receiver.records(start) if not r[1].startswith("ceiling")]
     received, duplicates = received_by_redemption(records)
     wanted = {r.redemption_id for r in ok}
     times = sorted(received[rid] for rid in wanted if rid in received)
     if got < len(ok):
         log(f"    only {got} of {len(ok)} deliveries arrived (none came for 20 s)")
-    result = Throughput(kind, tag, len(ok), queued, len(records), len(times), duplicates,
-                        len(wanted - received.keys()), times[0] if times else started,
-                        times[-1] if times else started, started, meter, redeem_seconds, wanted,
-                        max(1, got - metered_from))
-    log(f"    {result.unique} delivered: {result.rate:,.0f} deliveries/s from the first receipt to "
-        f"the last ({result.last - result.first:.2f} s); {result.rate_from_start:,.0f}/s from the "
-        f"worker's start (first receipt {result.first - started:.2f} s after it)")
+    if left_open:
+        log(f"    {left_open} deliveries still open in the database (none closed for 20 s)")
+    result = Throughput(kind, tag, len(ok), backlog, jobs_queued, len(records), len(times),
+                        duplicates, len(wanted - received.keys()), times[0] if times else started,
+                        times[-1] if times else started, done, left_open, started, meter,
+                        redeem_seconds, wanted, max(1, got - metered_from), drain_jobs, pg_used,
+                        redis_used)
+    log(f"    {result.unique} delivered: {result.rate:,.0f} deliveries/s from the first receipt "
+        f"until all were recorded ({result.done - result.first:.2f} s; the last recorded "
+        f"{(result.done - result.last) * 1000:.0f} ms after the last receipt); "
+        f"{result.receipt_rate:,.0f}/s first receipt to last; {result.rate_from_start:,.0f}/s from "
+        f"the worker's start (first receipt {result.first - started:.2f} s after it)")
+    log(f"    drain jobs run: {drain_jobs} ({result.unique / max(1, drain_jobs):,.0f} deliveries "
+        f"per job)")
     log(f"    CPU per delivery (after the first): worker {result.per_delivery('worker'):.2f} ms, "
         f"PostgreSQL {result.per_delivery('PostgreSQL'):.2f} ms, Redis "
         f"{result.per_delivery('Redis'):.2f} ms, receiver {result.per_delivery('receiver'):.2f} ms")
     n = max(1, result.unique)
-    top = ", ".join(f"{name} {calls / n:.1f}" for name, calls in redis_used.most_common(6))
-    log(f"    per delivery: PostgreSQL {pg_used['xact_commit'] / n:.2f} commits, "
-        f"{pg_used['xact_rollback'] / n:.2f} rollbacks, {pg_used['sessions'] / n:.2f} new sessions, "
-        f"{pg_used['tup_returned'] / n:.0f} rows read; Redis {sum(redis_used.values()) / n:.1f} "
-        f"commands ({top}; server-wide: other users of this Redis count too)")
+    top = ", ".join(f"{name} {calls / n:.3f}" for name, calls in redis_used.most_common(6))
+    log(f"    per delivery: PostgreSQL {pg_used['xact_commit'] / n:.3f} commits, "
+        f"{pg_used['xact_rollback'] / n:.3f} rollbacks, {pg_used['sessions'] / n:.3f} new "
+        f"sessions, {pg_used['tup_returned'] / n:.0f} rows read; Redis "
+        f"{sum(redis_used.values()) / n:.3f} commands ({top}; server-wide: other users of this "
+        f"Redis count too)")
+    reads = rows_read(pg_used)
+    if reads:
+        log("    rows read per delivery, by where: " + ", ".join(
+            f"{name} {count / n:,.1f}" for name, count in reads[:5]))
     log(f"    {meter.describe()}")
     if meter.others_cpus > 0.2:
         log("    NOTE: other processes took CPU during this phase; its figures are noisy")
@@ -709,6 +1028,10 @@ def run_throughput(stack: Stack, redeemer: Redeemer, kind: str, codes: list[str]
         log(f"    NOT RECEIVED by the end of the phase: {result.missing} redeemed (201) events")
     if duplicates:
         log(f"    DUPLICATES: {duplicates} POSTs repeated an event already received")
+    if profiled:
+        log(f"    profile (raw collapsed stacks, py-spy; its own cost slows this run): {target}")
+        for line in profile_summary(target, result.per_delivery("worker")):
+            log(f"      {line}")
     return result
 
 
@@ -806,6 +1129,7 @@ def final_checks(stack: Stack, integration_id: str, redeemed: set[str]) -> dict[
         checks["attempt_rows"] = conn.execute(
             "SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
             "WHERE d.integration_id = %s", (integration_id,)).fetchone()[0]
+    checks["stops"] = list(stack.stops)
     checks["rq_failed"] = {
         name: int(stack.redis.zcard(f"rq:failed:{name}")) for name in ("deliveries", "default")}
     records = [r for r in stack.receiver.records(0) if not r[1].startswith("ceiling")]
@@ -841,6 +1165,12 @@ def print_checks(checks: dict[str, Any]) -> None:
         log("  lost: none (every 201 redemption's event reached the receiver)")
     for outcome, error, count in checks["failed_attempts"]:
         log(f"  attempts that did not succeed: {count} x {outcome}: {error[:160]}")
+    for kind in dict.fromkeys(k for k, _, _ in checks["stops"]):
+        stops = [(took, code) for k, took, code in checks["stops"] if k == kind]
+        killed = sum(1 for _, code in stops if code == -signal.SIGKILL)
+        log(f"  {CLASS_NAMES[kind]} stops on SIGTERM: {len(stops) - killed} of {len(stops)} within "
+            f"{STOP_PATIENCE:g} s (slowest {max(t for t, _ in stops):.1f} s)"
+            + (f"; {killed} killed after {STOP_PATIENCE:g} s" if killed else ""))
 
 
 def problems(out: Path) -> int:
@@ -867,13 +1197,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=10,
                         help="length of the latency phase, per worker class")
     parser.add_argument("--count", type=int, default=3000,
-                        help="deliveries queued for the throughput phase")
-    parser.add_argument("--fork-count", type=int, default=600,
-                        help="deliveries queued for the fork worker's throughput runs (it is "
-                             "slow; deliveries/s is measured first receipt to last either way)")
+                        help="coupons redeemed (deliveries waiting) per throughput run")
+    parser.add_argument("--fork-count", type=int, default=None,
+                        help="the same for the fork worker's throughput runs (default: "
+                             "--count; deliveries/s is measured from the first receipt either way)")
     parser.add_argument("--slow-rate", type=float, default=5,
                         help="a class that cannot keep up with --rate is measured again at "
-                             "this rate, for its latency unqueued")
+                             "this rate, for its latency without a backlog")
     parser.add_argument("--rounds", type=int, default=2,
                         help="throughput runs per worker class (order alternates, ABBA)")
     parser.add_argument("--classes", default="simple,fork",
@@ -889,12 +1219,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker in the first throughput run of each class and "
                              "print where its time goes (that run's figures drop by py-spy's cost)")
+    parser.add_argument("--profile-latency", action="store_true",
+                        help="py-spy the worker in the latency phase too (at a steady trickle a "
+                             "drain often sends one delivery: the per-job cost); its latency "
+                             "figures suffer for it")
     parser.add_argument("--keep-db", action="store_true",
                         help="reuse the default scratch database instead of recreating it")
     parser.add_argument("--fresh-db", action="store_true",
                         help="drop and recreate the database even when DATABASE_URL names it")
     parser.add_argument("--out", type=Path, default=None, help="directory for logs")
     args = parser.parse_args(argv)
+    if args.fork_count is None:
+        args.fork_count = args.count
     args.classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     unknown = set(args.classes) - set(CLASS_NAMES)
     if unknown or not args.classes:
@@ -972,6 +1308,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     log(f"  merchant {fixture.merchant_id}, store {fixture.store_id}, campaign "
         f"{fixture.campaign_id}; webhook integration {integration['id']} -> {receiver.url}")
     stack = Stack(procs, env, out, db_url, redis_url, receiver, server)
+    stack.integration_id = integration["id"]
     redeemer = Redeemer(server.port, fixture)
     pool = iter(codes)
 
@@ -984,7 +1321,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     latencies: list[Latency] = []
     for kind in args.classes:
         result = run_latency(stack, redeemer, kind, take(latency_codes(args.rate)), args.rate,
-                             args.latency_seconds, "latency")
+                             args.latency_seconds, "latency", args.profile_latency)
         latencies.append(result)
         print_latency(result)
         if not result.kept_up and args.slow_rate < args.rate:
@@ -1000,7 +1337,8 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     ceilings = [run_ceiling(stack, secret, args.ceiling_seconds, "(1)")]
 
     counts = ", ".join(f"{throughput_codes(kind)} for {CLASS_NAMES[kind]}" for kind in args.classes)
-    log(f"\n== throughput: deliveries queued ({counts}), then one worker started")
+    log(f"\n== throughput: deliveries waiting in the database ({counts}), then one worker "
+        f"started")
     order: list[str] = []
     for number in range(args.rounds):
         order += args.classes if number % 2 == 0 else list(reversed(args.classes))
@@ -1039,28 +1377,40 @@ def summary(args: argparse.Namespace, latencies: list[Latency],
     for result in latencies:
         send, answer = result.from_send, result.from_answer
         name = f"{CLASS_NAMES[result.kind]} at {result.rate:g}/s"
-        note = "" if result.kept_up else " (queued up)"
+        note = "" if result.kept_up else " (backlog built up)"
         rows.append((f"redeem -> receipt p50 / p99, {name}",
                      f"{pct(send, .5):,.1f} / {pct(send, .99):,.1f} ms{note}",
                      f"p50 < {AIM_P50_MS:.0f} ms"))
         rows.append((f"201 -> receipt p50 / p99, {name}",
                      f"{pct(answer, .5):,.1f} / {pct(answer, .99):,.1f} ms{note}", ""))
+        rows.append((f"worker CPU per delivery; deliveries per drain job, {name}",
+                     f"{result.meter.used.get('worker', 0.0) / max(1, len(send)) * 1000:.2f} ms; "
+                     f"{len(send) / max(1, result.drain_jobs):.1f}", ""))
     rows.append(("ceiling: keep-alive POSTs/s, 1 process (1 / 2)",
                  " / ".join(f"{c[0].rate:,.0f}" for c in ceilings), ""))
     rows.append(("WebhookAdapter.deliver/s, 1 process (1 / 2)",
                  " / ".join(f"{c[1].rate:,.0f}" for c in ceilings), ""))
     for kind, results in throughputs.items():
         rates = [r.rate for r in results]
+        receipts = [r.receipt_rate for r in results]
         top = best(results)
-        rows.append((f"deliveries/s, one {CLASS_NAMES[kind]} (runs; median)",
+        n = max(1, top.unique)
+        rows.append((f"deliveries/s, one {CLASS_NAMES[kind]}, to all recorded (runs; median)",
                      " ".join(f"{r:,.1f}" for r in rates) + f"; {statistics.median(rates):,.1f}",
                      ""))
+        rows.append((f"deliveries/s, one {CLASS_NAMES[kind]}, to the last receipt (median)",
+                     f"{statistics.median(receipts):,.1f}", ""))
         rows.append((f"ratio one {CLASS_NAMES[kind]} / ceiling (median / higher ceiling)",
                      f"{statistics.median(rates) / plain:.3f}", f">= {AIM_RATIO:.2f}"))
         rows.append((f"CPU per delivery, {CLASS_NAMES[kind]} (fastest run)",
                      f"worker {top.per_delivery('worker'):.2f} + PG "
                      f"{top.per_delivery('PostgreSQL'):.2f} + Redis {top.per_delivery('Redis'):.2f} ms",
                      ""))
+        rows.append((f"PG commits / Redis commands per delivery, {CLASS_NAMES[kind]} (fastest)",
+                     f"{top.pg_used['xact_commit'] / n:.3f} / {sum(top.redis_used.values()) / n:.3f}",
+                     ""))
+        rows.append((f"drain jobs per run, {CLASS_NAMES[kind]} (runs)",
+                     " ".join(str(r.drain_jobs) for r in results), ""))
     if len(throughputs) == 2:
         simple = statistics.median(r.rate for r in throughputs["simple"])
         fork = statistics.median(r.rate for r in throughputs["fork"])
@@ -1071,6 +1421,11 @@ def summary(args: argparse.Namespace, latencies: list[Latency],
     others += [c.meter.others_cpus for pair in ceilings for c in pair]
     rows.append(("CPUs used by other processes (min / max over phases)",
                  f"{min(others):.2f} / {max(others):.2f}", "~0 (a quiet machine)"))
+    for kind in dict.fromkeys(k for k, _, _ in checks["stops"]):
+        codes = [code for k, _, code in checks["stops"] if k == kind]
+        killed = sum(1 for code in codes if code == -signal.SIGKILL)
+        rows.append((f"{CLASS_NAMES[kind]} stops that needed SIGKILL (SIGTERM ignored "
+                     f"{STOP_PATIENCE:g} s)", f"{killed} of {len(codes)}", "0"))
     rows.append(("lost / duplicate deliveries (whole run)",
                  f"{len(checks['lost'])} / {checks['duplicate_posts']}", "0 / 0"))
     log(f"\n== summary ({os.cpu_count()} CPUs; latency: {args.latency_seconds:g} s of redeems; "

@@ -1,10 +1,12 @@
 """`couponsvc worker` with a chosen RQ worker class, for `scripts/bench_delivery.py` only.
 
 `workers/run.py` hard-codes RQ's SimpleWorker (jobs run in the worker process). To
-measure that choice against RQ's default `Worker` (a forked work horse per job)
-this runs the same thing as `run_worker`: the app, its context pushed as `couponsvc
-worker` pushes it, the periodic ticker, one RQ worker on `workers.queues.ALL` with
-the scheduler; only the class differs.
+measure that choice against RQ's default `Worker` (a forked work horse per job: now
+per drain job, which sends a whole batch loop, and per periodic job) this runs the
+same thing as `run_worker`: the app, its context pushed as `couponsvc worker` pushes
+it, the periodic ticker (whose relay sweep also wakes retries: there is no RQ
+scheduler), one RQ worker on `workers.queues.ALL`; only the class differs, and
+this one does not start RQ's loop again when it ends (`run_worker` does).
 
     .venv/bin/python scripts/bench/rq_worker.py --class fork     # rq.Worker
     .venv/bin/python scripts/bench/rq_worker.py --class simple   # rq.SimpleWorker
@@ -45,7 +47,7 @@ def main() -> int:
         worker = CLASSES[args.worker_class](
             [Queue(name, connection=connection) for name in queues.ALL], connection=connection)
         try:
-            worker.work(burst=args.burst, with_scheduler=True)
+            worker.work(burst=args.burst)
         finally:
             ticker.stop()
     return 0
