@@ -42,7 +42,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
                 worker.work(burst=burst)
                 # RQ also leaves its loop on its own after some failures; only a stop
                 # that was asked for (SIGTERM, SIGINT) or a burst ends the process.
-                if burst or getattr(worker, "_stop_requested", True):
+                if burst or stop_was_requested(worker):
                     return 0
                 log.warning("the worker loop ended without a stop request; starting it again")
             except RedisConnectionError:
@@ -55,6 +55,17 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
                 pause = min(pause * 2, 30.0)
     finally:
         ticker.stop()
+
+
+def stop_was_requested(worker: SimpleWorker) -> bool:
+    """Did SIGTERM/SIGINT end RQ's loop? RQ 3 sets `_stop_requested` only for a stop that
+    arrives during a job; an idle worker's stop records `_shutdown_requested_date` and
+    leaves its loop by an exception. Neither attribute (another RQ): assume a stop,
+    rather than swallow one."""
+    if not hasattr(worker, "_stop_requested") and not hasattr(worker, "_shutdown_requested_date"):
+        return True
+    return bool(getattr(worker, "_stop_requested", False)
+                or getattr(worker, "_shutdown_requested_date", None) is not None)
 
 
 def run_processes(count: int, argv: list[str]) -> int:
