@@ -35,7 +35,7 @@ class Claimed:
 def claim(session: Session, integration_id: str, limit: int, now: datetime, lease_until: datetime) -> list[Claimed]:
     due = (
         select(Delivery.id)
-        .where(Delivery.integration_id == integration_id, Delivery.status.in_(Delivery.OPEN),
+        .where(Delivery.integration_id == integration_id, Delivery.is_open(),
                Delivery.next_attempt_at <= now,
                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
         .order_by(Delivery.id).limit(limit)

@@ -18,14 +18,18 @@ from .wakeup import wake
 
 
 def due_integrations(session: Session) -> list[str]:
+    """Active integrations with a delivery due and not leased: one probe of the partial
+    index `ix_deliveries_open_due` per active integration, however long the backlog."""
     now = utcnow()
+    due = (
+        select(Delivery.id)
+        .where(Delivery.integration_id == Integration.id, Delivery.is_open(),
+               Delivery.next_attempt_at <= now,
+               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+        .exists()
+    )
     found = list(session.execute(
-        select(Delivery.integration_id)
-        .join(Integration, Integration.id == Delivery.integration_id)
-        .where(Delivery.status.in_(Delivery.OPEN), Delivery.next_attempt_at <= now,
-               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-               Integration.status == "active")
-        .group_by(Delivery.integration_id)
+        select(Integration.id).where(Integration.status == "active", due).order_by(Integration.id)
     ).scalars())
     session.rollback()
     return found

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    bindparam,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -56,10 +65,21 @@ class Delivery(db.Model):
         Index("ix_deliveries_open", "integration_id", "id",
               postgresql_where=text("status IN ('pending', 'failed')"),
               sqlite_where=text("status IN ('pending', 'failed')")),
+        # what the sweep asks of each integration: is any open delivery due?
+        Index("ix_deliveries_open_due", "integration_id", "next_attempt_at",
+              postgresql_where=text("status IN ('pending', 'failed')"),
+              sqlite_where=text("status IN ('pending', 'failed')")),
     )
 
     STATUSES = ("pending", "succeeded", "failed", "dead")
     OPEN = ("pending", "failed")
+
+    @classmethod
+    def is_open(cls):
+        """`status IN ('pending', 'failed')` written into the SQL, not bound: a prepared
+        statement's generic plan can then use the partial indexes above."""
+        return cls.status.in_(bindparam("open_statuses", list(cls.OPEN), expanding=True,
+                                        literal_execute=True, unique=True))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"))

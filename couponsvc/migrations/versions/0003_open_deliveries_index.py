@@ -1,4 +1,4 @@
-"""open deliveries per integration, for the drains' claims
+"""open deliveries per integration, for the drains' claims and the sweep
 
 Revision ID: 0003
 Revises: 0002
@@ -19,7 +19,10 @@ OPEN = sa.text("status IN ('pending', 'failed')")
 def upgrade():
     op.create_index('ix_deliveries_open', 'deliveries', ['integration_id', 'id'], unique=False,
                     postgresql_where=OPEN, sqlite_where=OPEN)
+    op.create_index('ix_deliveries_open_due', 'deliveries', ['integration_id', 'next_attempt_at'],
+                    unique=False, postgresql_where=OPEN, sqlite_where=OPEN)
 
 
 def downgrade():
+    op.drop_index('ix_deliveries_open_due', table_name='deliveries')
     op.drop_index('ix_deliveries_open', table_name='deliveries')
