@@ -1,10 +1,13 @@
 """`couponsvc worker`: RQ workers and the periodic ticker.
 
-The worker class is RQ's SimpleWorker (jobs run in the worker process): a delivery
-is a short network call, and forking a work horse for each one (RQ's default
-Worker) cost more than the call itself (see scripts/bench_delivery.py). Job
-timeouts still apply (SIGALRM in the main thread). `--processes N` runs N such
-workers, so one slow receiver holds up at most one of them per call.
+The worker class is RQ's SimpleWorker (jobs run in the worker process), chosen by
+`scripts/bench_delivery.py`: with deliveries drained in batches, one job carries a
+whole backlog, and RQ's forking Worker nearly keeps up in throughput (910 against
+954 deliveries/s in one run), but at a steady 50 redemptions/s, where a drain job
+carries one or two deliveries, each fork costs more than the calls it makes:
+redeem-to-receipt p50 81 ms against 16 ms, and more CPU per delivery. Job timeouts
+still apply (SIGALRM in the main thread). `--processes N` runs N such workers; an
+integration is drained by one job at a time, so a slow receiver holds one of them.
 """
 
 from __future__ import annotations
