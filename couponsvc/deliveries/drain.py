@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from integrations.adapter import Context
@@ -31,6 +32,10 @@ BATCH = 100
 BUDGET = 5.0  # seconds of calls per drain job before it hands over
 LEASE_MARGIN = 15.0  # seconds beyond the budget and one call's timeout
 KEEP_EVERY = 1.0  # seconds between extensions of the lock while calling
+
+
+_INTEGRATION = select(Integration.status, Integration.adapter, Integration.config, Integration.timeout,
+                      Integration.failing_since).where(Integration.id == bindparam("id"))
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def drain(session: Session, integration_id: str, token: str) -> int:
 
 
 def send_round(session: Session, integration_id: str, token: str, deadline: float) -> Round:
-    integration = session.get(Integration, integration_id)
+    integration = session.connection().execute(_INTEGRATION, {"id": integration_id}).first()
     if integration is None or integration.status != "active":
         session.rollback()
         return Round(0, False)
