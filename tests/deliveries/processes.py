@@ -4,9 +4,10 @@
 persistence, so that killing it and starting it again on the same port is Redis
 "coming back empty"; the shared test Redis (and other people's test runs on it) is
 never touched. `start_worker()` runs `couponsvc worker` configured only through the
-environment, as in production. Every process is started in a session of its own
-and stopped through that id (`stop()`: SIGTERM, then SIGKILL), which also reaches
-the RQ scheduler a worker forks and the children of `--processes N`.
+environment, as in production (RQ SimpleWorkers and the periodic ticker; no RQ
+scheduler: retries wait in the database). Every process is started in a session of
+its own and stopped through that id (`stop()`: SIGTERM, then SIGKILL), which also
+reaches the children of `--processes N`.
 """
 
 from __future__ import annotations
@@ -172,7 +173,9 @@ def start_worker(env: dict[str, str], log_path: Path, processes: int = 1) -> Wor
 
 
 def sigkill(worker: Worker) -> None:
-    """Kill the worker and everything it started (its RQ scheduler) at once: no cleanup."""
+    """Kill the worker and everything it started (the children of `--processes N`) at once:
+    no cleanup, so a drain it ran keeps its lock in Redis and its leases in the database
+    until they expire."""
     stop(worker.process, graceful=False)
 
 
@@ -182,7 +185,7 @@ def stop(process: subprocess.Popen, graceful: bool = True, wait: float = 20) -> 
         _signal_group(process, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=wait)
-    # The process group outlives its leader when a child (the RQ scheduler) is left.
+    # The process group outlives its leader when a child (of `--processes N`) is left.
     _signal_group(process, signal.SIGKILL)
     process.wait(timeout=30)
 

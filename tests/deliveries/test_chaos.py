@@ -1,10 +1,20 @@
 """At least once, never silently dropped: deliveries through crashes, Redis loss and bad receivers.
 
-Everything here is real: `couponsvc worker` processes (RQ SimpleWorker, its scheduler,
-the periodic ticker running the relay sweep every second) configured through the
+Everything here is real: `couponsvc worker` processes (RQ SimpleWorkers and the
+periodic ticker that queues the relay sweep every second) configured through the
 environment, a private `redis-server` of the test's own that a test kills and brings
-back empty, HTTP receivers on 127.0.0.1, and the test database. Events are made the
-way a till makes them (`POST /redemptions`) and read back through the API.
+back empty or with its data, HTTP receivers on 127.0.0.1, and the test database.
+Events are made the way a till makes them (`POST /redemptions`) and read back
+through the API.
+
+The design under test (couponsvc/deliveries/wakeup.py, drain.py, batch.py, sweep.py):
+a commit that creates deliveries *wakes* their integration - a dirty flag and a lock
+in Redis (`couponsvc:drain:<integration>:dirty|lock`, the lock expiring after
+`LOCK_TTL` unless its drain extends it) and, only when the lock was free, ONE job
+`drain-<integration>-<token>`. The drain claims the due deliveries in batches (each
+claim counts an attempt and sets a lease), calls the receiver for each, and records a
+round's attempts together at its end. Retries wait in the database (`next_attempt_at`),
+not in RQ; the relay sweep wakes every integration with due, unleased deliveries.
 
 Invariants (issue: "a worker killed with SIGKILL mid-delivery, Redis dying and coming
 back empty, an ERP answering 500 or nothing for an hour: every event still arrives",
@@ -12,11 +22,15 @@ back empty, an ERP answering 500 or nothing for an hour: every event still arriv
 - every redemption's `coupon.redeemed` event reaches the receiver, correctly signed;
 - each `webhook-id` always carries the same event (the same redemption, type, data);
 - every delivery ends `succeeded`, with an attempt log that tells what happened;
-- with a healthy receiver, two workers send each event once;
-- a delivery that is due and not leased is sent, whatever RQ still holds under its job
-  id (a retry waiting for a scheduler that died, the job of a worker killed before it
-  claimed): "the database, not RQ's registries, decides what is due" (docs/deliveries.md);
-- a running worker outlives Redis going away and coming back.
+- with a healthy receiver and no crash, each event is sent once, by one worker or two;
+- an event is sent again only when an attempt's outcome was lost (its worker killed, or
+  its drain failing on Redis, before the round was recorded): at least once, and each
+  test says which events may come twice;
+- whatever Redis lost or still holds (a drain job that died with its worker, a lock
+  nobody will release, nothing at all after an empty restart), a delivery that is due
+  and not leased is sent: the database, not Redis, decides what is due;
+- a running worker outlives Redis going away and coming back; one stopped with SIGTERM
+  mid-drain finishes the drain's job (records it, hands the rest over) before it exits.
 
 Waits are bounded polls for an outcome, never assertions about how long it took.
 """
@@ -24,35 +38,44 @@ Waits are bounded polls for an outcome, never assertions about how long it took.
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from rq import Queue
-from rq.registry import ScheduledJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select, text
 from standardwebhooks.webhooks import Webhook
 
+from couponsvc.deliveries.drain import BUDGET
 from couponsvc.extensions import db
+from couponsvc.jobs import runner
 from couponsvc.models import Delivery
+from couponsvc.timeutil import utcnow
 from tests.conftest import _empty_tables, make_app
 from tests.factories import Client, Shop
 from tests.integrations.receiver import Answer, Received, Receiver
 
 from .processes import Worker, sigkill, start_worker, stop, worker_environment
 
-# s: covers a lease (timeout + 15 s) plus sweeps and retries; raise it to see how late
-# a stuck delivery comes (COUPONSVC_CHAOS_DEADLINE=900)
+# s: covers a dead drain's lock (LOCK_TTL, 20 s) and its leases (what was left of the
+# drain's 5 s budget + the integration's timeout + 15 s), plus sweeps and retries; raise
+# it to see how late a stuck delivery comes (COUPONSVC_CHAOS_DEADLINE=900)
 DELIVERY_DEADLINE = float(os.environ.get("COUPONSVC_CHAOS_DEADLINE", 90))
 
 
 # ------------------------------------------------------------------------ fixtures --
 @pytest.fixture
 def app(migrated, instance_path, redis_server):
-    """The test app on the private Redis: empty tables, empty Redis (the shared test
+    """The test app on the private Redis: empty tables, empty Redis (the session's test
     Redis, which the usual `app` fixture flushes, is left alone)."""
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()  # a test that failed mid-outage left it down
@@ -80,6 +103,12 @@ def receiver():
         yield running
 
 
+# RQ's log line for a drain job a worker takes from the queue
+_DRAIN_TAKEN = re.compile(r"deliveries: workers\.deliver\.drain\('(?P<integration>[^']+)', '(?P<token>[0-9a-f]+)'\)")
+# the periodic sweep, four lines a second per worker: left out of the logs a failure shows
+_SWEEP_NOISE = ("workers.relay.sweep", "periodic-relay-sweep")
+
+
 class Workers:
     """`couponsvc worker` processes of one test; all stopped by id at its end."""
 
@@ -100,7 +129,20 @@ class Workers:
 
     def logs(self) -> str:
         return "\n".join(f"--- worker {n} (pid {w.pid}, {'alive' if w.alive() else w.process.returncode})"
-                         f"\n{w.log_tail(40)}" for n, w in enumerate(self.started))
+                         f"\n{tail(w)}" for n, w in enumerate(self.started))
+
+
+def tail(worker: Worker, lines: int = 40) -> str:
+    """The end of a worker's log without the periodic sweep's lines."""
+    text_ = worker.log_tail(100_000)
+    kept = [line for line in text_.splitlines() if not any(noise in line for noise in _SWEEP_NOISE)]
+    return "\n".join(kept[-lines:])
+
+
+def drains_taken(worker: Worker, integration_id: str) -> list[str]:
+    """The tokens of the drain jobs of this integration that the worker took, in order."""
+    return [m["token"] for m in _DRAIN_TAKEN.finditer(worker.log_tail(1_000_000))
+            if m["integration"] == integration_id]
 
 
 @pytest.fixture
@@ -133,6 +175,7 @@ class Scene:
             {"adapter": "webhook", "config": {"url": receiver.url + "/hook"},
              "events": ["coupon.redeemed"], "timeout": timeout}, key=self.shop.manager), 201)
         self.secret = self.integration["secret"]
+        self.integration_id: str = self.integration["id"]
         self.redemptions: dict[str, str] = {}  # redemption id -> coupon code
         self._verified: dict[int, tuple[Received, dict]] = {}
 
@@ -175,6 +218,10 @@ class Scene:
             self._verified[key] = (request, Webhook(self.secret).verify(request.body, request.headers))
         return self._verified[key][1]
 
+    def sent(self) -> Counter[str]:
+        """Requests so far, by webhook-id."""
+        return Counter(request.headers["webhook-id"] for request in list(self.receiver.requests))
+
     def state(self) -> str:
         counts = Counter((d["status"], d["attempts"]) for d in self.deliveries())
         return (f"{len(self.arrived())}/{len(self.redemptions)} redemptions arrived in "
@@ -207,7 +254,7 @@ class Scene:
 
     def wait_delivered(self, workers: Workers, deadline: float = DELIVERY_DEADLINE) -> dict[str, list[Received]]:
         def diagnose() -> str:
-            return f"{self.state()}\n{rq_state(self.client.app)}\n{workers.logs()}"
+            return f"{self.state()}\n{drain_state(self.client.app)}\n{workers.logs()}"
 
         wait_for(lambda: self.all_arrived() and self.all_succeeded(), "every event delivered",
                  deadline, diagnose)
@@ -215,50 +262,113 @@ class Scene:
 
 
 def queued(app, name: str = "deliveries") -> list[str]:
+    """The ids of the jobs waiting in an RQ queue (the drain jobs, in "deliveries")."""
+    return Queue(name, connection=runner(app).redis()).job_ids
+
+
+def scheduled(app, name: str = "deliveries") -> list[str]:
+    """RQ's scheduled jobs: where retries used to wait; nothing puts any there now."""
+    return ScheduledJobRegistry(name, connection=runner(app).redis()).get_job_ids()
+
+
+def drain_job(integration_id: str, token: str) -> str:
+    return f"drain-{integration_id}-{token}"
+
+
+def drain_keys(integration_id: str) -> tuple[str, str]:
+    """The integration's drain lock and dirty flag in Redis (couponsvc/deliveries/wakeup.py)."""
+    return f"couponsvc:drain:{integration_id}:lock", f"couponsvc:drain:{integration_id}:dirty"
+
+
+@dataclass(frozen=True)
+class DrainLock:
+    holder: str | None  # the token of the drain holding the integration, if any
+    ms_left: int  # the lock's PTTL (-2: no lock)
+    dirty: bool  # woken since its drain last looked
+
+    def __str__(self) -> str:
+        held = f"held by {self.holder} ({self.ms_left} ms left)" if self.holder else "free"
+        return f"lock {held}, {'dirty' if self.dirty else 'clean'}"
+
+
+def drain_lock(app, integration_id: str) -> DrainLock:
+    connection = runner(app).redis()
+    lock, dirty = drain_keys(integration_id)
+    holder = connection.get(lock)
+    return DrainLock(holder.decode() if holder else None, connection.pttl(lock), bool(connection.exists(dirty)))
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: object
+    lease_until: object
+
+    @property
+    def public_id(self) -> str:
+        return f"dlv_{self.id}"
+
+    def leased(self, now) -> bool:
+        return self.lease_until is not None and self.lease_until > now
+
+
+def rows(app, integration_id: str | None = None) -> list[Row]:
+    """The deliveries as the database holds them, with what the API does not show (the lease)."""
+    query = select(Delivery.id, Delivery.status, Delivery.attempts, Delivery.next_attempt_at,
+                   Delivery.lease_until).order_by(Delivery.id)
+    if integration_id is not None:
+        query = query.where(Delivery.integration_id == integration_id)
     with app.app_context():
-        from couponsvc.jobs import runner
+        found = [Row(*row) for row in db.session.execute(query).all()]
+        db.session.remove()
+    return found
 
-        return Queue(name, connection=runner(app).redis()).job_ids
 
-
-def rq_state(app) -> str:
-    """What RQ holds for the next attempt of each open delivery (for failure messages)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
-    from couponsvc.deliveries.fanout import job_id
-    from couponsvc.jobs import runner
-
+def drain_state(app) -> str:
+    """For failure messages: what Redis holds for the drains (every drain lock and flag with
+    its time left, the drain jobs queued and running, the sweeps waiting) and what the
+    database holds for each integration with open deliveries (counted by status, attempt,
+    and whether leased, due or waiting)."""
+    with app.app_context():
+        open_rows = db.session.execute(
+            select(Delivery.integration_id, Delivery.status, Delivery.attempts, Delivery.next_attempt_at,
+                   Delivery.lease_until).where(Delivery.status.in_(Delivery.OPEN))).all()
+        db.session.remove()
+    now = utcnow()
     lines = []
-    with app.app_context():
-        rows = db.session.execute(select(Delivery.id, Delivery.attempts, Delivery.status,
-                                         Delivery.next_attempt_at, Delivery.lease_until)
-                                  .where(Delivery.status.in_(Delivery.OPEN))).all()
-        db.session.remove()
-        for delivery_id, attempts, status, due, lease in rows:
-            name = job_id(delivery_id, attempts)
-            try:
-                job = Job.fetch(name, connection=runner(app).redis())
-                held = f"{job.get_status()} (ttl {runner(app).redis().ttl(job.key)} s)"
-            except NoSuchJobError:
-                held = "absent"
-            lines.append(f"delivery {delivery_id} {status} attempts={attempts} due={due:%H:%M:%S} "
-                         f"lease={lease}: RQ job {name} {held}")
-    return "open deliveries: " + ("; ".join(lines) or "none")
-
-
-def leases(app) -> list[tuple[int, int, str, object]]:
-    with app.app_context():
-        rows = db.session.execute(select(Delivery.id, Delivery.attempts, Delivery.status,
-                                         Delivery.lease_until).order_by(Delivery.id)).all()
-        db.session.remove()
-        return [tuple(row) for row in rows]
+    try:
+        connection = runner(app).redis()
+        keys = sorted(key.decode() for key in connection.scan_iter("couponsvc:drain:*"))
+        held = [f"{key}={(connection.get(key) or b'').decode()} ({connection.pttl(key)} ms)" for key in keys]
+        running = StartedJobRegistry("deliveries", connection=connection).get_job_ids()
+        lines.append(f"redis: drain keys {held or 'none'}; drain jobs queued {queued(app)}, running {running}; "
+                     f"{len(queued(app, 'default'))} jobs (sweeps) waiting in 'default'")
+    except redis.RedisError as error:
+        lines.append(f"redis: {type(error).__name__}: {error}")
+    by_integration: dict[str, Counter[str]] = defaultdict(Counter)
+    for integration_id, status, attempts, due, lease in open_rows:
+        if lease is not None and lease > now:
+            where = f"leased {(lease - now).total_seconds():.0f} s more"
+        elif due <= now:
+            where = "due"
+        else:
+            where = f"due in {(due - now).total_seconds():.0f} s"
+        by_integration[integration_id][f"{status}, attempts={attempts}, {where}"] += 1
+    for integration_id, counts in by_integration.items():
+        lines.append(f"integration {integration_id} open deliveries: {dict(counts)}")
+    if not by_integration:
+        lines.append("no open deliveries")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- tests --
 def test_a_worker_killed_with_sigkill_mid_delivery(client, app, receiver, workers):
-    """The call in flight is lost with its worker: its lease runs out, the sweep of the
-    next worker sends it again (same webhook-id), and every other event goes on."""
+    """The worker dies (SIGKILL) waiting for the first answer of its drain's batch. The drain
+    job dies with it; the integration's lock and the leases of the whole batch it claimed
+    run out; then the next worker's sweep wakes the integration and a new drain sends the
+    batch: the call that was in flight again (same webhook-id), every other event once."""
     scene = Scene(client, receiver, timeout=5)
     killed = threading.Event()
     first: list[str] = []
@@ -276,30 +386,102 @@ def test_a_worker_killed_with_sigkill_mid_delivery(client, app, receiver, worker
 
     receiver.handler = hold_the_first_until_killed
     scene.redeem(20)
-    assert len(queued(app)) == 20  # the first attempts wait in Redis for a worker
+    [job] = queued(app)  # one drain for the integration's 20 deliveries, waiting for a worker
+    token = drain_lock(app, scene.integration_id).holder
+    assert job == drain_job(scene.integration_id, token)
     doomed = workers.start()
     wait_for(lambda: receiver.requests, "the first delivery in flight", 60, workers.logs)
     sigkill(doomed)
     killed.set()
     assert doomed.process.returncode == -9
+    assert drains_taken(doomed, scene.integration_id) == [token]
     [in_flight] = first
-    [claimed] = [d for d in scene.deliveries() if d["event_id"] == in_flight]
-    assert claimed["status"] == "pending" and claimed["attempts"] == 1  # claimed, never recorded
+    claimed = rows(app)
+    # the dead drain had claimed the whole batch (attempt 1, leased) and recorded nothing
+    assert [(r.status, r.attempts) for r in claimed] == [("pending", 1)] * 20
+    assert all(r.lease_until is not None for r in claimed)
+    assert all(scene.attempt_log(d) == [] for d in scene.deliveries())
+    assert queued(app) == []  # its job is gone with it; its lock is not (until LOCK_TTL)
+    assert drain_lock(app, scene.integration_id).holder == token
 
-    workers.start()
+    survivor = workers.start()
     by_id = scene.wait_delivered(workers)
-    assert len(by_id[in_flight]) >= 2  # sent again after the crash: at least once
-    [done] = [d for d in scene.deliveries() if d["event_id"] == in_flight]
-    assert done["attempts"] == 2
-    assert scene.attempt_log(done) == [(2, 200, "succeeded")]  # attempt 1 died with its worker
-    assert [row for row in leases(app) if row[3] is not None] == []
+    sent = {webhook_id: len(requests) for webhook_id, requests in by_id.items()}
+    assert sent.pop(in_flight) == 2  # its answer died with the worker: sent again, at least once
+    assert set(sent.values()) == {1}  # claimed by the dead drain but never sent: sent once
+    assert token not in drains_taken(survivor, scene.integration_id)
+    deliveries = scene.deliveries()
+    assert all(d["attempts"] == 2 for d in deliveries)  # the dead claim counted attempt 1 ...
+    assert all(scene.attempt_log(d) == [(2, 200, "succeeded")] for d in deliveries)  # ... with no row
+    assert [row for row in rows(app) if row.lease_until is not None] == []
+
+
+def test_a_worker_killed_holding_the_drain_lock_mid_batch(client, app, receiver, workers):
+    """A slow receiver. The drain has claimed all 40 due deliveries in one batch; five were
+    answered (not recorded yet: a round records its attempts together at its end) and the
+    sixth is in flight when its worker is SIGKILLed holding the integration's drain lock.
+    A second worker, started just before the kill, runs on: while the dead drain's leases
+    last its sweep finds nothing due, and while the dead drain's lock lasts it could not
+    start a drain; once both have run out, a drain of its own (a new token) sends the batch. None is lost; the six
+    events the dead drain had sent come twice (their outcomes died unrecorded: at least
+    once), the other 34 once."""
+    count, answered = 40, 5
+    scene = Scene(client, receiver, timeout=5)
+    killed = threading.Event()
+    before_kill: list[str] = []
+    lock = threading.Lock()
+
+    def slow_then_held(request: Received) -> Answer:
+        with lock:
+            if killed.is_set():
+                return Answer(delay=0.02)
+            before_kill.append(request.headers["webhook-id"])
+            number = len(before_kill)
+        if number <= answered:
+            return Answer(delay=0.2)
+        killed.wait(30)  # the worker dies while waiting for this answer
+        return Answer()
+
+    receiver.handler = slow_then_held
+    scene.redeem(count)
+    [job] = queued(app)
+    token = drain_lock(app, scene.integration_id).holder
+    assert job == drain_job(scene.integration_id, token)
+    doomed = workers.start()
+    wait_for(lambda: len(before_kill) > answered, f"{answered} answers and one call in flight", 60, workers.logs)
+    survivor = workers.start()  # the job is taken: this one only sweeps, for now
+    sigkill(doomed)
+    killed.set()
+    assert drains_taken(doomed, scene.integration_id) == [token]
+    assert len(before_kill) == answered + 1 and len(set(before_kill)) == answered + 1
+    claimed = rows(app)
+    assert [(r.status, r.attempts) for r in claimed] == [("pending", 1)] * count  # all claimed, none recorded
+    assert all(r.lease_until is not None for r in claimed)
+    assert drain_lock(app, scene.integration_id).holder == token  # held by the dead drain (it kept it alive)
+
+    by_id = scene.wait_delivered(workers)
+    sent = {webhook_id: len(requests) for webhook_id, requests in by_id.items()}
+    assert {webhook_id for webhook_id, n in sent.items() if n > 1} == set(before_kill), sent
+    assert set(sent.values()) == {1, 2}
+    taken = drains_taken(survivor, scene.integration_id)
+    assert taken and token not in taken
+    deliveries = scene.deliveries()
+    assert all(d["attempts"] == 2 for d in deliveries)  # the dead claim counted attempt 1 ...
+    assert all(scene.attempt_log(d) == [(2, 200, "succeeded")] for d in deliveries)  # ... with no row
+    assert [row for row in rows(app) if row.lease_until is not None] == []
+    wait_for(lambda: drain_lock(app, scene.integration_id).holder is None, "the last drain to let go", 30,
+             lambda: drain_state(app))
 
 
 def test_redis_restarting_empty_loses_no_queued_delivery(client, app, receiver, workers, redis_server):
-    """Jobs queued while no worker runs are gone with Redis; the sweep finds them again."""
+    """The drain job, lock and flag the redemptions left in Redis while no worker ran are
+    gone with Redis; the sweep of the worker started afterwards finds the due deliveries
+    in the database and wakes their integration again."""
     scene = Scene(client, receiver)
     scene.redeem(10)
-    assert len(queued(app)) == 10
+    [job] = queued(app)  # the first redemption woke the integration; the others only flagged it
+    state = drain_lock(app, scene.integration_id)
+    assert job == drain_job(scene.integration_id, state.holder) and state.dirty
     redis_server.restart_empty()
     assert queued(app) == [] and redis_server.client().dbsize() == 0
     workers.start()
@@ -308,26 +490,28 @@ def test_redis_restarting_empty_loses_no_queued_delivery(client, app, receiver, 
 
 
 def test_redis_down_at_the_redeem_then_back_empty(client, app, receiver, workers, redis_server):
-    """A worker is running; Redis dies; tills keep redeeming (the enqueue after commit
-    fails, the redemption does not); Redis comes back empty: every event arrives."""
+    """A worker is running; Redis dies; tills keep redeeming (the wake after commit fails,
+    the redemption does not); Redis comes back empty: every event arrives."""
     scene = Scene(client, receiver)
     workers.start()
     scene.redeem(3)
     scene.wait_delivered(workers)
 
     redis_server.kill()
-    scene.redeem(5)  # 201 each: the deliveries are in the database, their jobs nowhere
+    scene.redeem(5)  # 201 each: the deliveries are in the database, no drain knows of them
     pending = [d for d in scene.deliveries() if d["status"] != "succeeded"]
     assert len(pending) == 5 and {d["status"] for d in pending} == {"pending"}
     time.sleep(2)  # the worker runs into the dead Redis for a while
     redis_server.start()
     by_id = scene.wait_delivered(workers)
     assert len(by_id) == 8
+    assert all(len(requests) == 1 for requests in by_id.values()), Counter(map(len, by_id.values()))
 
 
 def test_a_receiver_answering_500_or_nothing_then_200(client, app, receiver, workers):
     """First try: 500 for half the events, no answer within the timeout for the others;
-    second try (~5 s later, RQ's scheduler): 200. Same webhook-id on both tries."""
+    second try (~5 s later, when the sweep finds it due in the database): 200. Same
+    webhook-id on both tries."""
     scene = Scene(client, receiver, timeout=1)
     tries: Counter[str] = Counter()
     lock = threading.Lock()
@@ -357,7 +541,7 @@ def test_a_receiver_answering_500_or_nothing_then_200(client, app, receiver, wor
 
 def test_a_receiver_failing_for_a_while_gets_every_event_in_the_end(client, app, receiver, workers):
     """500, then no answer, then 200 for every event: three tries over the first two
-    backoff steps (~5 s, ~30 s), one webhook-id throughout."""
+    backoff steps (~5 s, ~30 s, each found due by the sweep), one webhook-id throughout."""
     scene = Scene(client, receiver, timeout=1)
     tries: Counter[str] = Counter()
     lock = threading.Lock()
@@ -380,23 +564,31 @@ def test_a_receiver_failing_for_a_while_gets_every_event_in_the_end(client, app,
 
 @pytest.mark.postgresql
 def test_two_workers_deliver_50_events_once_each(client, app, receiver, workers):
-    """`couponsvc worker --processes 2` against one healthy receiver: 50 events, 50 requests."""
+    """`couponsvc worker --processes 2` against one healthy receiver: 50 events, 50 requests.
+    The receiver is slow enough that a drain's budget runs out mid-batch: the drain records
+    what it sent, gives back the rest of its claims and queues the next drain, which either
+    process may take. Nothing is sent twice across the hand-overs."""
     scene = Scene(client, receiver)
-    receiver.default = Answer(delay=0.05)
+    receiver.default = Answer(delay=1.5 * BUDGET / 50)  # 50 calls take 1.5 budgets at least
     scene.redeem(50)
-    assert len(queued(app)) == 50
+    assert len(queued(app)) == 1  # one drain for the 50, not a job per delivery
     pair = workers.start(processes=2)
     by_id = scene.wait_delivered(workers)
     twice = {webhook_id: len(r) for webhook_id, r in by_id.items() if len(r) > 1}
     assert twice == {}, f"sent more than once to a healthy receiver: {twice}"
     assert len(receiver.requests) == 50
-    assert all(d["attempts"] == 1 for d in scene.deliveries())
+    assert all(d["attempts"] == 1 for d in scene.deliveries())  # handed-back claims are not attempts
+    assert len(drains_taken(pair, scene.integration_id)) >= 2  # handed over at least once
     assert pair.alive()
 
 
+RETRY_AFTER = 10  # s: the receiver's Retry-After; the retries wait at least this long
+
+
 def _first_tries_fail(scene: Scene, workers: Workers, count: int) -> None:
-    """Redeem `count` coupons against a receiver that answers 500 to each event's first
-    try; return once every retry (~5 s away) waits in RQ's scheduled-job registry."""
+    """Redeem `count` coupons against a receiver that answers 503 with `Retry-After: 10` to
+    each event's first try; return once every retry waits in the database (failed, due
+    in the future, not leased) and the drain has let go of the integration's lock."""
     tries: Counter[str] = Counter()
     lock = threading.Lock()
 
@@ -404,62 +596,78 @@ def _first_tries_fail(scene: Scene, workers: Workers, count: int) -> None:
         with lock:
             tries[request.headers["webhook-id"]] += 1
             number = tries[request.headers["webhook-id"]]
-        return Answer(status=500, body=b"restarting") if number == 1 else Answer()
+        if number == 1:
+            return Answer(status=503, body=b"restarting", headers={"Retry-After": str(RETRY_AFTER)})
+        return Answer()
 
+    app = scene.client.app
     scene.receiver.handler = fail_first
     scene.redeem(count)
 
-    def retries_scheduled() -> bool:
-        rows = scene.deliveries()
-        return len(rows) == count and all(d["status"] == "failed" and d["attempts"] == 1 for d in rows)
+    def retries_waiting() -> bool:
+        found = rows(app)
+        return len(found) == count and all(r.status == "failed" and r.attempts == 1 for r in found)
 
-    wait_for(retries_scheduled, "every first try failed", 60, lambda: f"{scene.state()}\n{workers.logs()}")
+    def diagnose() -> str:
+        return f"{scene.state()}\n{drain_state(app)}\n{workers.logs()}"
+
+    wait_for(retries_waiting, "every first try failed", 60, diagnose)
+    wait_for(lambda: drain_lock(app, scene.integration_id).holder is None, "the drain to let go", 30, diagnose)
+    now = utcnow()
+    waiting = rows(app)
+    assert all(r.lease_until is None and r.next_attempt_at > now for r in waiting), diagnose()
+    assert queued(app) == [] and scheduled(app) == []  # nothing of them in Redis, nor in RQ's scheduler
 
 
-def scheduled(app, name: str = "deliveries") -> list[str]:
-    with app.app_context():
-        from couponsvc.jobs import runner
+def _sent_twice_each(scene: Scene, by_id: dict[str, list[Received]]) -> None:
+    assert all(len(requests) == 2 for requests in by_id.values()), Counter(map(len, by_id.values()))
+    for delivery in scene.deliveries():
+        assert scene.attempt_log(delivery) == [(1, 503, "retry"), (2, 200, "succeeded")]
 
-        return ScheduledJobRegistry(name, connection=runner(app).redis()).get_job_ids()
 
-
-def test_retries_waiting_in_redis_survive_a_redis_restart(client, app, receiver, workers, redis_server):
-    """Redis restarts with its data (persistence, a failover): the worker's connections
-    break; the retries it had scheduled are still in Redis and must still be sent."""
+def test_retries_waiting_in_the_database_survive_a_redis_restart(client, app, receiver, workers, redis_server):
+    """Redis restarts with its data (persistence, a failover) while retries wait: the
+    worker's connections break; when the retries come due, the reconnected worker's sweep
+    must wake the integration. Nothing was in flight, so each event comes exactly twice."""
     scene = Scene(client, receiver)
-    workers.start()
+    worker = workers.start()
     _first_tries_fail(scene, workers, 3)
-    assert len(scheduled(app)) == 3
+    redis_server.client().set("chaos:before-the-restart", "1")
     redis_server.restart(down_for=3)  # a restart takes a few seconds
-    assert len(scheduled(app)) == 3  # the data came back with Redis
-    scene.wait_delivered(workers)
+    assert redis_server.client().get("chaos:before-the-restart") == b"1"  # the data came back
+    _sent_twice_each(scene, scene.wait_delivered(workers))
+    assert worker.alive(), workers.logs()
 
 
-def test_retries_waiting_in_redis_survive_a_killed_worker(client, app, receiver, workers):
-    """The worker (and the RQ scheduler it forked) is SIGKILLed while retries wait in
-    Redis; the next worker must send them."""
+def test_retries_waiting_in_the_database_survive_a_killed_worker(client, app, receiver, workers):
+    """The worker is SIGKILLed while retries wait (in the database; no drain running, no
+    lock held); the next worker's sweep must send them, each exactly once more."""
     scene = Scene(client, receiver)
     doomed = workers.start()
     _first_tries_fail(scene, workers, 3)
-    assert len(scheduled(app)) == 3
     sigkill(doomed)
     workers.start()
-    scene.wait_delivered(workers)
+    _sent_twice_each(scene, scene.wait_delivered(workers))
 
 
 @pytest.mark.postgresql
 def test_a_worker_killed_before_its_claim_commits(client, app, receiver, workers):
-    """SIGKILL between taking the job from Redis and committing the claim (held here on a
-    row lock): the claim rolls back, the delivery is pending and due, and the next
-    worker's sweep must send it although its job id is taken by the dead job."""
+    """SIGKILL while the drain's claim waits (on a table lock the test holds) and has not
+    committed: the claim rolls back with the dead connection, so the deliveries are
+    pending, due, unleased and at attempt 0; but the drain job died with its worker and its
+    lock stays in Redis until it expires. The next worker's sweep must wake the
+    integration once the lock is gone, and a new drain send all three, once each."""
     scene = Scene(client, receiver)
     scene.redeem(3)
-    first = min(int(d["id"].removeprefix("dlv_")) for d in scene.deliveries())
+    [job] = queued(app)
+    token = drain_lock(app, scene.integration_id).holder
+    assert job == drain_job(scene.integration_id, token)
     with app.app_context():
         holder = db.engine.connect()
         try:
             transaction = holder.begin()
-            holder.execute(text("SELECT id FROM deliveries WHERE id = :id FOR UPDATE"), {"id": first})
+            # reads go on (the API, the sweep's SELECT); the claim's UPDATE ... FOR UPDATE waits
+            holder.execute(text("LOCK TABLE deliveries IN EXCLUSIVE MODE"))
             doomed = workers.start()
 
             def claim_waiting() -> bool:
@@ -468,21 +676,29 @@ def test_a_worker_killed_before_its_claim_commits(client, app, receiver, workers
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                         " AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE deliveries%'")).scalar())
 
-            wait_for(claim_waiting, "the worker's claim to wait on the row lock", 60, workers.logs)
+            wait_for(claim_waiting, "the drain's claim to wait on the table lock", 60, workers.logs)
             sigkill(doomed)
             transaction.rollback()
         finally:
             holder.close()
         db.session.remove()
-    [untouched] = [d for d in scene.deliveries() if d["id"] == f"dlv_{first}"]
-    assert untouched["status"] == "pending" and untouched["attempts"] == 0  # the claim rolled back
+    assert drains_taken(doomed, scene.integration_id) == [token]
+    untouched = scene.deliveries()
+    assert [(d["status"], d["attempts"]) for d in untouched] == [("pending", 0)] * 3  # the claim rolled back
+    assert all(r.lease_until is None for r in rows(app))
+    assert queued(app) == [] and drain_lock(app, scene.integration_id).holder == token
     workers.start()
-    scene.wait_delivered(workers)
+    by_id = scene.wait_delivered(workers)
+    assert all(len(requests) == 1 for requests in by_id.values()), Counter(map(len, by_id.values()))
+    assert all(d["attempts"] == 1 for d in scene.deliveries())
 
 
 def test_redis_dying_while_a_delivery_is_in_flight(client, app, receiver, workers, redis_server):
     """Redis dies while the worker waits for a receiver's answer and comes back empty; the
-    worker (left alone, as a supervisor would leave a running process) carries on."""
+    worker (left alone, as a supervisor would leave a running process) carries on. The
+    drain cannot keep its lock without Redis and fails; what it sent in that round and had
+    not recorded goes out again once the leases run out (at least once: those of the
+    first three events may come twice, none more)."""
     scene = Scene(client, receiver)
     redis_gone = threading.Event()
     held: list[str] = []
@@ -496,11 +712,48 @@ def test_redis_dying_while_a_delivery_is_in_flight(client, app, receiver, worker
     receiver.handler = hold_the_first_until_redis_is_gone
     worker = workers.start()
     scene.redeem(3)
+    first_three = {e["id"] for e in client.events(type="coupon.redeemed")}
     wait_for(lambda: held, "the first delivery in flight", 60, workers.logs)
     redis_server.kill()
     redis_gone.set()
     time.sleep(2)  # the answer comes back while Redis is away
     redis_server.restart_empty()
     scene.redeem(2)
-    scene.wait_delivered(workers)
+    by_id = scene.wait_delivered(workers)
+    again = {webhook_id for webhook_id, requests in by_id.items() if len(requests) > 1}
+    assert again <= first_three and all(len(requests) <= 2 for requests in by_id.values()), \
+        Counter(map(len, by_id.values()))
     assert worker.alive(), workers.logs()
+
+
+def test_a_worker_stopped_with_sigterm_mid_drain(client, app, receiver, workers):
+    """SIGTERM (a deploy, a scale-down) while a drain works is a warm shutdown: RQ lets the
+    drain job finish - it calls until its budget is spent, records what it sent, gives
+    back the claims it did not call and queues the next drain - and the process exits 0.
+    The next worker takes that drain. Nothing is lost, nothing sent twice (no outcome was
+    lost), and the given-back claims are not counted as attempts."""
+    count = 30
+    scene = Scene(client, receiver)
+    receiver.default = Answer(delay=1.5 * BUDGET / count)  # the batch outlasts one drain's budget
+    scene.redeem(count)
+    stopping = workers.start()
+    wait_for(lambda: len(receiver.requests) >= 3, "the drain to be calling", 60, workers.logs)
+    os.kill(stopping.pid, signal.SIGTERM)
+    try:
+        code = stopping.process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code == 0, f"a worker stopped mid-drain did not exit (0) after its job\n{workers.logs()}"
+    sent = len(receiver.requests)
+    assert 0 < sent < count
+    found = rows(app)
+    assert Counter((r.status, r.attempts) for r in found) == {("succeeded", 1): sent, ("pending", 0): count - sent}
+    assert all(r.lease_until is None for r in found)
+    [job] = queued(app)  # the hand-over: the next drain waits for a worker, holding the lock
+    assert job == drain_job(scene.integration_id, drain_lock(app, scene.integration_id).holder)
+
+    workers.start()
+    by_id = scene.wait_delivered(workers)
+    assert all(len(requests) == 1 for requests in by_id.values()), Counter(map(len, by_id.values()))
+    assert all(d["attempts"] == 1 for d in scene.deliveries())
+
