@@ -3,8 +3,9 @@
 A drain job holds the integration's lock (`wakeup.py`). Each round it clears the
 integration's flag, claims up to `BATCH` due deliveries in one statement, calls the
 adapter for each in turn over one keep-alive session, and records the attempts in
-one transaction. It stops when a round finds less than a full batch and nothing
-flagged the integration meanwhile; after `BUDGET` seconds it hands over (lets the
+one transaction (every `RECORD_EVERY` seconds when the receiver is slow, so a
+worker killed mid-round re-sends at most that much). It stops when a round finds
+less than a full batch and nothing flagged the integration meanwhile; after `BUDGET` seconds it hands over (lets the
 lock go and queues a fresh drain behind the other integrations' jobs), so one busy
 integration cannot starve the others on a shared worker.
 """
@@ -32,6 +33,7 @@ BATCH = 100
 BUDGET = 5.0  # seconds of calls per drain job before it hands over
 LEASE_MARGIN = 15.0  # seconds beyond the budget and one call's timeout
 KEEP_EVERY = 1.0  # seconds between extensions of the lock while calling
+RECORD_EVERY = 1.0  # seconds of calls after which a round records what it has so far
 
 
 _INTEGRATION = select(Integration.status, Integration.adapter, Integration.config, Integration.timeout,
@@ -71,8 +73,7 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
     if integration is None or integration.status != "active":
         session.rollback()
         return Round(0, False)
-    adapter_name, config, timeout = integration.adapter, integration.config, integration.timeout
-    was_failing = integration.failing_since is not None
+    timeout, was_failing = integration.timeout, integration.failing_since is not None
     now = utcnow()
     lease = now + timedelta(seconds=max(0.0, deadline - time.monotonic()) + timeout + LEASE_MARGIN)
     claimed = batch.claim(session, integration_id, BATCH, now, lease)
@@ -83,8 +84,8 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
     context = Context(timeout=timeout, allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
                       session=http_session())
     state, kept = drains(), float("-inf")
-    made: list[Attempt] = []
-    stopped = False
+    unrecorded: list[Attempt] = []
+    made, stopped, flushed = 0, False, time.monotonic()
     for item in claimed:
         clock = time.monotonic()
         if made and clock >= deadline:
@@ -95,14 +96,25 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
                 stopped = True  # another drain took over: give the rest back to it
                 break
             kept = clock
-        made.append(attempt(item.delivery_id, item.number, adapter_name, item.event, config, context))
-        if made[-1].result == "disabled":  # 410 Gone: no more calls to this receiver
+        unrecorded.append(attempt(item.delivery_id, item.number, integration.adapter, item.event,
+                                  integration.config, context))
+        made += 1
+        if unrecorded[-1].result == "disabled":  # 410 Gone: no more calls to this receiver
             stopped = True
             break
+        if time.monotonic() - flushed >= RECORD_EVERY:  # a slow receiver: keep the log current
+            was_failing = _record(session, integration_id, unrecorded, was_failing)
+            unrecorded, flushed = [], time.monotonic()
 
+    batch.release(session, claimed[made:])
+    _record(session, integration_id, unrecorded, was_failing)
+    return Round(made, stopped or len(claimed) == BATCH)
+
+
+def _record(session: Session, integration_id: str, attempts: list[Attempt], was_failing: bool) -> bool:
+    """Record these attempts and commit; whether the integration may now be failing."""
     now = utcnow()
-    batch.release(session, claimed[len(made):])
-    recorded = batch.record(session, made, now)
+    recorded = batch.record(session, attempts, now)
     health.note_attempts(session, integration_id, recorded, now, was_failing=was_failing)
     session.commit()
-    return Round(len(made), stopped or len(claimed) == BATCH)
+    return was_failing or any(a.result != "succeeded" for a in recorded)

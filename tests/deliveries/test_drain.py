@@ -580,3 +580,24 @@ def test_without_redis_drain_also_waits_for_a_handed_over_drain(client, app, rec
     delivered = rows(app, integration["id"])
     assert [(row.status, row.attempts) for row in delivered] == [("succeeded", 1)] * 3
     assert webhook_ids(receiver) == [row.event_id for row in delivered]
+
+
+def test_a_slow_round_records_as_it_goes(client, app, receiver, monkeypatch):
+    """With a slow receiver, what a round has sent is in the log before the round ends,
+    so a worker killed mid-round re-sends little (RECORD_EVERY), not the whole round."""
+    monkeypatch.setattr(drain_module, "RECORD_EVERY", 0.0)  # record after every call
+    shop = Shop(client)
+    integration = webhook(client, shop, receiver)
+    commit_events(app, shop.merchant["id"], 4)
+    seen = []
+
+    def look_at_the_log(number):
+        seen.append([(row.status, row.attempts) for row in rows(app, integration["id"])])
+
+    errors = during_calls(receiver, look_at_the_log)
+    work_off(app)
+    assert errors == []
+    assert len(receiver.requests) == 4
+    # during call n, the n-1 calls before it are recorded as succeeded; the rest are claimed
+    assert seen == [[("succeeded", 1)] * done + [("pending", 1)] * (4 - done) for done in range(4)]
+    assert [(row.status, row.attempts) for row in rows(app, integration["id"])] == [("succeeded", 1)] * 4
