@@ -29,6 +29,7 @@ class Attempt:
     duration_ms: int
     outcome: Outcome | None
     error: DeliveryError | None
+    wait: float | None = None  # seconds until the next attempt, for a retry (jitter drawn once)
 
     @property
     def result(self) -> str:
@@ -39,12 +40,6 @@ class Attempt:
             return "disabled" if self.error.disable else "dead"
         return "retry" if self.wait is not None else "dead"
 
-    @property
-    def wait(self) -> float | None:
-        if not isinstance(self.error, RetryableError):
-            return None
-        return next_wait(self.number, self.error.retry_after)
-
     def delivery_values(self, now: datetime) -> dict[str, Any]:
         """The delivery's columns after this attempt (every key always present)."""
         values = {"status": None, "succeeded_at": None, "next_attempt_at": None,
@@ -54,9 +49,8 @@ class Attempt:
                              "last_status_code": self.outcome.status_code, "last_response": self.outcome.excerpt}
         values |= {"last_status_code": self.error.status_code, "last_response": self.error.excerpt,
                    "last_error": str(self.error)[:500]}
-        wait = self.wait
         if self.result == "retry":
-            return values | {"status": "failed", "next_attempt_at": now + timedelta(seconds=wait)}
+            return values | {"status": "failed", "next_attempt_at": now + timedelta(seconds=self.wait)}
         return values | {"status": "dead"}
 
     def log_row(self, result: str) -> dict[str, Any]:
@@ -74,7 +68,8 @@ def attempt(delivery_id: int, number: int, adapter_name: str, event: AdapterEven
         outcome, error = call(adapter_name, event, config, context), None
     except DeliveryError as failure:
         outcome, error = None, failure
-    return Attempt(delivery_id, number, started, int((time.monotonic() - clock) * 1000), outcome, error)
+    wait = next_wait(number, error.retry_after) if isinstance(error, RetryableError) else None
+    return Attempt(delivery_id, number, started, int((time.monotonic() - clock) * 1000), outcome, error, wait)
 
 
 def call(adapter_name: str, event: AdapterEvent, config: dict, context: Context) -> Outcome:
