@@ -47,8 +47,8 @@ class JobRunner:
                 job_id: str | None = None, timeout: int = 3600) -> bool:
         """Queue a job; False when a job with `job_id` already exists.
 
-        A `job_id` makes the enqueue unique, so a relay that finds the same overdue
-        work twice cannot queue it twice.
+        A `job_id` makes the enqueue unique: a periodic job's slot is queued once, however
+        many workers' tickers ask for it.
         """
         if self.in_process:
             self._submit_here(func_path, args)
