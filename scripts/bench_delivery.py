@@ -137,6 +137,7 @@ from bench_redeem import (
     place_orders,
     prepare_database,
     print_orders,
+    run,
     run_cli,
     start_ours,
     wait_http,
@@ -1239,21 +1240,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    procs = Processes()
-
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (`cmd &`)
-    try:
-        return bench(args, procs)
-    except BenchError as error:
-        log(f"\nbenchmark stopped: {error}")
-        return 1
-    finally:
-        procs.stop_all()
+    return run(bench, parse_args(argv))
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:

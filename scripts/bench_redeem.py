@@ -927,15 +927,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run(bench, parse_args(argv))
+
+
+def run(bench_fn, args: argparse.Namespace) -> int:
+    """`bench_fn(args, procs)`, and every process it started stopped by its pid at the
+    end: on success, on a BenchError, on SIGTERM or SIGINT (also when started with
+    SIGINT ignored, as `cmd &` does)."""
     procs = Processes()
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
-        return bench(args, procs)
+        return bench_fn(args, procs)
     except BenchError as error:
         log(f"\nbenchmark stopped: {error}")
         return 1
