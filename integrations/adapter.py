@@ -158,8 +158,8 @@ def load_config(adapter: Adapter, config: dict[str, Any]) -> dict[str, Any]:
     """Validate a stored config for `deliver`; a config that no longer loads is permanent.
 
     A drain delivers many events under one config: the loaded form is remembered by
-    the config's content (loading through marshmallow cost a third of a millisecond,
-    as much as the rest of the adapter). The caller gets its own shallow copy.
+    the config's content (under cProfile, loading through marshmallow was 9% of a
+    drain's time, 0.3 ms of 3.3 ms a delivery). The caller gets its own shallow copy.
     """
     key = (adapter.name, type(adapter).__qualname__, json.dumps(config, sort_keys=True, default=str))
     loaded = _loaded_configs.get(key)

@@ -99,13 +99,11 @@ import math
 import os
 import re
 import resource
-import secrets
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -128,14 +126,13 @@ from bench_redeem import (
     Server,
     couponsvc_cli,
     free_port,
-    libpq_url,
     log,
     log_problems,
     log_tail,
     machine_busy_seconds,
     make_fixture,
+    open_run,
     place_orders,
-    prepare_database,
     print_orders,
     run,
     run_cli,
@@ -1244,26 +1241,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:
-    out = args.out or Path(tempfile.mkdtemp(prefix="couponsvc-bench-delivery-"))
-    out.mkdir(parents=True, exist_ok=True)
-    run_tag = secrets.token_hex(2).upper()
-    db_url = libpq_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    log(f"couponsvc delivery benchmark, run {run_tag}; output in {out}")
-    log(f"  DATABASE_URL={db_url}  REDIS_URL={redis_url} (flushed)")
-    log(f"  gunicorn -k {args.worker_class} -w {args.workers}"
-        + (f" --threads {args.threads}" if args.worker_class == "gthread" else "")
-        + f"; worker classes {', '.join(CLASS_NAMES[c] for c in args.classes)}; "
-        f"{os.cpu_count()} CPUs")
-
-    default_db = not os.environ.get("DATABASE_URL")
-    prepare_database(db_url, recreate=args.fresh_db or (default_db and not args.keep_db))
+    run = open_run(args, "delivery", f"worker classes {', '.join(CLASS_NAMES[c] for c in args.classes)}",
+                   default_db_url=DEFAULT_DATABASE_URL, default_redis_url=DEFAULT_REDIS_URL,
+                   redis_note=" (flushed)")
+    out, run_tag, db_url, redis_url = run.out, run.tag, run.db_url, run.redis_url
     redis.Redis.from_url(redis_url).flushdb()
-
-    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
-           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
-           "COUPONSVC_INSTANCE_PATH": str(out / "instance"), "PYTHONUNBUFFERED": "1",
-           "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS": "1"}
+    env = {**run.env, "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS": "1"}
     log("\n== setup")
     run_cli(["db", "upgrade"], env)
     platform_key = run_cli(["create-key", "--role", "platform"], env).strip().splitlines()[-1]

@@ -950,25 +950,43 @@ def run(bench_fn, args: argparse.Namespace) -> int:
         procs.stop_all()
 
 
-def bench(args: argparse.Namespace, procs: Processes) -> int:
-    out = args.out or Path(tempfile.mkdtemp(prefix="couponsvc-bench-"))
+@dataclass(frozen=True)
+class Run:
+    out: Path
+    tag: str
+    db_url: str
+    redis_url: str
+    env: dict[str, str]  # for every couponsvc process of the run
+
+
+def open_run(args: argparse.Namespace, name: str, load: str, *, default_db_url: str,
+             default_redis_url: str, redis_note: str = "") -> Run:
+    """What both benchmarks do first: the output directory, a tag for this run's names,
+    the database (created anew unless kept, see the module's docstring), the environment,
+    and a header saying what runs against what."""
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"couponsvc-bench-{name}-"))
     out.mkdir(parents=True, exist_ok=True)
-    run_tag = secrets.token_hex(2).upper()
-    db_url = libpq_url(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    log(f"couponsvc redemption benchmark, run {run_tag}; output in {out}")
-    log(f"  DATABASE_URL={db_url}  REDIS_URL={redis_url}")
+    tag = secrets.token_hex(2).upper()
+    db_url = libpq_url(os.environ.get("DATABASE_URL") or default_db_url)
+    redis_url = os.environ.get("REDIS_URL") or default_redis_url
+    log(f"couponsvc {name} benchmark, run {tag}; output in {out}")
+    log(f"  DATABASE_URL={db_url}  REDIS_URL={redis_url}{redis_note}")
     log(f"  gunicorn -k {args.worker_class} -w {args.workers}"
         + (f" --threads {args.threads}" if args.worker_class == "gthread" else "")
-        + f"; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.duration}s; {os.cpu_count()} CPUs")
-
-    wrk = ensure_wrk()
+        + f"; {load}; {os.cpu_count()} CPUs")
     default_db = not os.environ.get("DATABASE_URL")
     prepare_database(db_url, recreate=args.fresh_db or (default_db and not args.keep_db))
-
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
            "COUPONSVC_INSTANCE_PATH": str(out / "instance"), "PYTHONUNBUFFERED": "1"}
+    return Run(out, tag, db_url, redis_url, env)
+
+
+def bench(args: argparse.Namespace, procs: Processes) -> int:
+    wrk = ensure_wrk()
+    run = open_run(args, "redemption", f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.duration}s",
+                   default_db_url=DEFAULT_DATABASE_URL, default_redis_url=DEFAULT_REDIS_URL)
+    out, run_tag, db_url, env = run.out, run.tag, run.db_url, run.env
     log("\n== setup")
     run_cli(["db", "upgrade"], env)
     platform_key = run_cli(["create-key", "--role", "platform"], env).strip().splitlines()[-1]

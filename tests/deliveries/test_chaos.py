@@ -109,6 +109,30 @@ _DRAIN_TAKEN = re.compile(r"deliveries: workers\.deliver\.drain\('(?P<integratio
 _SWEEP_NOISE = ("workers.relay.sweep", "periodic-relay-sweep")
 
 
+class HeldCall:
+    """A receiver's handler for killing a worker mid-call: the first `answered` calls are
+    answered after `delay` s, the next is held until `killed` is set (its worker dies
+    waiting for it), and once `killed` is set every call is answered after `after` s.
+    `sent` holds the webhook-ids of the calls made before the kill, in order."""
+
+    def __init__(self, answered: int, delay: float = 0.2, after: float = 0.02) -> None:
+        self.answered, self.delay, self.after = answered, delay, after
+        self.killed = threading.Event()
+        self.sent: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Received) -> Answer:
+        with self._lock:
+            if self.killed.is_set():
+                return Answer(delay=self.after)
+            self.sent.append(request.headers["webhook-id"])
+            number = len(self.sent)
+        if number <= self.answered:
+            return Answer(delay=self.delay)
+        self.killed.wait(30)  # the worker dies while waiting for this answer
+        return Answer()
+
+
 class Workers:
     """`couponsvc worker` processes of one test; all stopped by id at its end."""
 
@@ -370,21 +394,7 @@ def test_a_worker_killed_with_sigkill_mid_delivery(client, app, receiver, worker
     run out; then the next worker's sweep wakes the integration and a new drain sends the
     batch: the call that was in flight again (same webhook-id), every other event once."""
     scene = Scene(client, receiver, timeout=5)
-    killed = threading.Event()
-    first: list[str] = []
-    lock = threading.Lock()
-
-    def hold_the_first_until_killed(request: Received) -> Answer:
-        with lock:
-            is_first = not first
-            if is_first:
-                first.append(request.headers["webhook-id"])
-        if is_first:
-            killed.wait(30)  # the worker dies while waiting for this answer
-            return Answer()
-        return Answer(delay=0.2)
-
-    receiver.handler = hold_the_first_until_killed
+    receiver.handler = held = HeldCall(answered=0, after=0.2)
     scene.redeem(20)
     [job] = queued(app)  # one drain for the integration's 20 deliveries, waiting for a worker
     token = drain_lock(app, scene.integration_id).holder
@@ -392,10 +402,10 @@ def test_a_worker_killed_with_sigkill_mid_delivery(client, app, receiver, worker
     doomed = workers.start()
     wait_for(lambda: receiver.requests, "the first delivery in flight", 60, workers.logs)
     sigkill(doomed)
-    killed.set()
+    held.killed.set()
     assert doomed.process.returncode == -9
     assert drains_taken(doomed, scene.integration_id) == [token]
-    [in_flight] = first
+    [in_flight] = held.sent
     claimed = rows(app)
     # the dead drain had claimed the whole batch (attempt 1, leased) and recorded nothing
     assert [(r.status, r.attempts) for r in claimed] == [("pending", 1)] * 20
@@ -427,22 +437,8 @@ def test_a_worker_killed_holding_the_drain_lock_mid_batch(client, app, receiver,
     but not recorded come twice (at least once), every other event once."""
     count, answered = 40, 8
     scene = Scene(client, receiver, timeout=5)
-    killed = threading.Event()
-    before_kill: list[str] = []
-    lock = threading.Lock()
-
-    def slow_then_held(request: Received) -> Answer:
-        with lock:
-            if killed.is_set():
-                return Answer(delay=0.02)
-            before_kill.append(request.headers["webhook-id"])
-            number = len(before_kill)
-        if number <= answered:
-            return Answer(delay=0.2)
-        killed.wait(30)  # the worker dies while waiting for this answer
-        return Answer()
-
-    receiver.handler = slow_then_held
+    receiver.handler = held = HeldCall(answered=answered)
+    before_kill = held.sent
     scene.redeem(count)
     [job] = queued(app)
     token = drain_lock(app, scene.integration_id).holder
@@ -451,7 +447,7 @@ def test_a_worker_killed_holding_the_drain_lock_mid_batch(client, app, receiver,
     wait_for(lambda: len(before_kill) > answered, f"{answered} answers and one call in flight", 60, workers.logs)
     survivor = workers.start()  # the job is taken: this one only sweeps, for now
     sigkill(doomed)
-    killed.set()
+    held.killed.set()
     assert drains_taken(doomed, scene.integration_id) == [token]
     assert len(before_kill) == answered + 1 and len(set(before_kill)) == answered + 1
     claimed = rows(app)
