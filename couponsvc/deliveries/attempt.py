@@ -53,12 +53,13 @@ class Attempt:
             return values | {"status": "failed", "next_attempt_at": now + timedelta(seconds=self.wait)}
         return values | {"status": "dead"}
 
-    def log_row(self, result: str) -> dict[str, Any]:
+    def log_row(self) -> dict[str, Any]:
+        """The attempt's row in `delivery_attempts`."""
         source = self.outcome if self.error is None else self.error
         return {"delivery_id": self.delivery_id, "number": self.number, "started_at": self.started_at,
                 "duration_ms": self.duration_ms, "status_code": source.status_code,
                 "response": source.excerpt, "error": str(self.error)[:500] if self.error else None,
-                "outcome": result}
+                "outcome": self.result}
 
 
 def attempt(delivery_id: int, number: int, adapter_name: str, event: AdapterEvent, config: dict,

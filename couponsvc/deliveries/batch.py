@@ -89,7 +89,7 @@ def record(session: Session, attempts: Sequence[Attempt], now: datetime) -> list
         [{"b_id": a.delivery_id, "b_number": a.number,
           **{f"b_{key}": value for key, value in a.delivery_values(now).items()}} for a in ours],
     )
-    session.connection().execute(insert(DeliveryAttempt.__table__), [a.log_row(a.result) for a in ours])
+    session.connection().execute(insert(DeliveryAttempt.__table__), [a.log_row() for a in ours])
     return ours
 
 
