@@ -76,6 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", "SECRET_KEY", None, _str),
     Setting("COUPONSVC_QR_SIGNING_KEYS", "QR_SIGNING_KEYS", [], lambda n, r: _list(r)),
     Setting("COUPONSVC_QR_PUBLIC_KEYS", "QR_PUBLIC_KEYS", [], lambda n, r: _list(r)),
+    Setting("COUPONSVC_DATA_KEYS", "DATA_KEYS", [], lambda n, r: _list(r)),
     Setting("COUPONSVC_PUBLIC_URL", "PUBLIC_URL", "", lambda n, r: r.rstrip("/")),
     Setting("COUPONSVC_MAX_REVERSAL_WINDOW", "MAX_REVERSAL_WINDOW", 3600, _seconds),
     Setting("COUPONSVC_DEFAULT_REVERSAL_WINDOW", "DEFAULT_REVERSAL_WINDOW", 600, _seconds),

@@ -1,10 +1,11 @@
-"""The app's QR key ring, built once from configuration at boot."""
+"""The app's QR key ring and data keys, built once from configuration at boot."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app
 
 from .config import ConfigError
+from .data_keys import DataKeys
 from .models import Coupon
 from .qr import payload
 from .qr.keyring import KeyRing
@@ -17,10 +18,19 @@ def init_app(app: Flask) -> None:
     except ValueError as error:
         raise ConfigError(f"COUPONSVC_QR_SIGNING_KEYS / COUPONSVC_QR_PUBLIC_KEYS: {error}") from None
     app.extensions["couponsvc.keyring"] = ring
+    try:
+        keys = DataKeys.from_settings(app.config["DATA_KEYS"], app.instance_path)
+    except ValueError as error:
+        raise ConfigError(f"COUPONSVC_DATA_KEYS: {error}") from None
+    app.extensions["couponsvc.data_keys"] = keys
 
 
 def keyring() -> KeyRing:
     return current_app.extensions["couponsvc.keyring"]
+
+
+def data_keys() -> DataKeys:
+    return current_app.extensions["couponsvc.data_keys"]
 
 
 def qr_payload(code: str, campaign_id: str, valid_until, kid: str | None) -> str:
