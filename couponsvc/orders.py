@@ -51,7 +51,7 @@ def place_order(session: Session, campaign_id: str, *, customer_ref: str, quanti
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise DomainError("not_found", "No such campaign")
-    _precheck(campaign, quantity, now)
+    _precheck(session, campaign, customer, quantity, now)
     if campaign.per_customer_limit is not None:
         _count_purchase(session, campaign, customer, quantity)
 
@@ -118,13 +118,13 @@ def _emit_confirmed(session: Session, campaign: Campaign, orders) -> None:
     ])
 
 
-def _precheck(campaign: Campaign, quantity: int, now: datetime) -> None:
+def _precheck(session: Session, campaign: Campaign, customer: str, quantity: int,
+              now: datetime) -> None:
     """Cheap refusals before any write; `_reserve` re-checks under the row lock."""
     if not _on_sale(campaign, now):
         raise DomainError("campaign_not_on_sale", f"the deal is {_sale_state(campaign, now)}")
     if campaign.per_customer_limit is not None and quantity > campaign.per_customer_limit:
-        raise DomainError("customer_limit_reached",
-                          f"at most {campaign.per_customer_limit} per customer")
+        raise _limit_reached(campaign, _bought(session, campaign, customer))
     if campaign.max_coupons is not None and campaign.issued + quantity > campaign.max_coupons:
         raise DomainError("sold_out", _left(campaign))
 
@@ -167,12 +167,20 @@ def _count_purchase(session: Session, campaign: Campaign, customer: str, quantit
         where=table.c.quantity + statement.excluded.quantity <= campaign.per_customer_limit,
     ).returning(table.c.quantity)
     if session.execute(statement).first() is None:
-        bought = session.execute(select(CustomerPurchase.quantity).where(
-            CustomerPurchase.campaign_id == campaign.id, CustomerPurchase.customer_ref == customer,
-        )).scalar_one()
-        raise DomainError("customer_limit_reached",
-                          f"this customer has {bought} of at most {campaign.per_customer_limit}",
-                          bought=bought, limit=campaign.per_customer_limit)
+        raise _limit_reached(campaign, _bought(session, campaign, customer))
+
+
+def _bought(session: Session, campaign: Campaign, customer: str) -> int:
+    return session.execute(select(CustomerPurchase.quantity).where(
+        CustomerPurchase.campaign_id == campaign.id, CustomerPurchase.customer_ref == customer,
+    )).scalar_one_or_none() or 0
+
+
+def _limit_reached(campaign: Campaign, bought: int) -> DomainError:
+    """Always with `bought` and `limit`, so a storefront can say how many are still allowed."""
+    return DomainError("customer_limit_reached",
+                       f"this customer has bought {bought} of at most {campaign.per_customer_limit}",
+                       bought=bought, limit=campaign.per_customer_limit)
 
 
 def _on_sale(campaign: Campaign, now: datetime) -> bool:

@@ -90,9 +90,14 @@ def test_customer_limit_reached_compares_retyped_refs(client):
 
 def test_customer_limit_reached_by_one_big_order(client):
     shop = Shop(client, per_customer_limit=2)
-    response = client.post(f"campaigns/{shop.campaign['id']}/orders",
-                           {"customer_ref": "carol", "quantity": 3})
-    problem(response, 409, "customer_limit_reached")
+    path = f"campaigns/{shop.campaign['id']}/orders"
+    body = problem(client.post(path, {"customer_ref": "carol", "quantity": 3}), 409,
+                   "customer_limit_reached")
+    assert (body["bought"], body["limit"]) == (0, 2)
+    client.ok(client.post(path, {"customer_ref": "carol"}), 201)
+    body = problem(client.post(path, {"customer_ref": "carol", "quantity": 3}), 409,
+                   "customer_limit_reached")
+    assert (body["bought"], body["limit"]) == (1, 2)
 
 
 def test_a_draft_is_not_on_sale(client):
