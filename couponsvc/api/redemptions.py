@@ -17,6 +17,7 @@ from ..auth import (
     requires,
     requires_live_key_in_write,
 )
+from ..coupons import redemptions_of
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Redemption, RedemptionAttempt
@@ -72,7 +73,7 @@ class Validate(MethodView):
         coupon = result.coupon
         kid = db.session.get(Campaign, coupon.campaign_id).qr_kid
         return {"ok": result.ok, "code": result.code, "detail": result.detail,
-                "coupon": coupon_dict(coupon, utcnow(), kid, [])}
+                "coupon": coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))}
 
 
 @blp.route("/redemptions")

@@ -115,6 +115,16 @@ def test_validate_says_why_a_redeem_would_be_refused(client):
     assert _coupon(client, short)["uses_left"] == 2
 
 
+def test_validate_answers_the_coupons_redemptions(client):
+    shop = Shop(client, uses_per_coupon=3)
+    code = shop.coupon()["code"]
+    first = client.ok(shop.redeem(code), 201)
+    answer = client.ok(client.post("redemptions/validate", {"code": code}, key=shop.scanner))
+    assert answer["ok"] is True
+    assert [r["id"] for r in answer["coupon"]["redemptions"]] == [first["id"]]
+    assert answer["coupon"]["redemptions"] == _coupon(client, code)["redemptions"]
+
+
 def test_validate_a_pending_coupon(client):
     shop = Shop(client, min_group_size=2)
     code = shop.coupon()["code"]
