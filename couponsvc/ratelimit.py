@@ -1,11 +1,13 @@
 """Failed coupon look-ups are rate limited per API key and per client address.
 
 Only failures count (`coupon_not_found`, `invalid_code`, `invalid_qr`): a till
-that scans real coupons all day is never slowed, while someone guessing codes
-gets `429 rate_limited` with `Retry-After` instead of an answer once a key or an
-address has used up its budget of misses (30 and 60 a minute by default). A real
-coupon still redeems while its till is over budget: guessing one is hopeless
-(54 random bits), and the till must keep working.
+that scans real coupons all day is never slowed. Once a key or an address has used
+up its budget of misses (30 and 60 a minute by default), every look-up of that key
+or address answers `429 rate_limited` with `Retry-After` until the window resets,
+hits included: otherwise someone guessing over budget would still be told which of
+their guesses are real coupons.
+The client address is `request.remote_addr`, which `COUPONSVC_TRUSTED_PROXIES`
+(werkzeug's ProxyFix, set up in `create_app`) takes from `X-Forwarded-For`.
 Counting uses `limits`, the rate-limiting library under Flask-Limiter, with its
 Redis storage when `REDIS_URL` is set and memory otherwise, and a fixed window.
 Flask-Limiter itself is not installed into the app: it hooks every request
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, request
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from .errors import DomainError
@@ -54,17 +56,42 @@ def client_address() -> str:
 
 @contextmanager
 def guarded_lookup(key_id: str | None):
-    """Count a failed look-up; past the budget, answer 429 instead of the failure.
+    """Refuse a look-up (429) while its key or address is over budget; count a failed one.
 
-    Nothing is asked of the limiter's storage when the look-up succeeds, so the
-    redeem path pays for rate limiting only when a scan fails.
+    A look-up asks the limiter's storage once before it runs (one MGET on Redis),
+    and once more only when it fails.
     """
+    enabled = current_app.config["RATELIMIT_ENABLED"]
+    if enabled:
+        _refuse_over_budget(key_id)
     try:
         yield
     except DomainError as error:
-        if error.code in FAILED_LOOKUPS and current_app.config["RATELIMIT_ENABLED"]:
+        if error.code in FAILED_LOOKUPS and enabled:
             _count_failure(key_id)
         raise
+
+
+def _refuse_over_budget(key_id: str | None) -> None:
+    strategy = current_app.extensions["couponsvc.limiter"]
+    buckets = _buckets(key_id)
+    try:
+        counts = _counts(strategy.storage, buckets)
+    except Exception:  # a limiter that cannot reach Redis must not stop the till
+        current_app.logger.warning("rate limit storage unavailable", exc_info=True)
+        return
+    for (item, kind, identity), count in zip(buckets, counts, strict=True):
+        if count >= item.amount:
+            _refuse(strategy, item, kind, identity)
+
+
+def _counts(storage, buckets) -> list[int]:
+    """The failures counted in each bucket's current window."""
+    keys = [item.key_for("lookup", kind, identity) for item, kind, identity in buckets]
+    if isinstance(storage, RedisStorage):
+        values = storage.get_connection(True).mget([storage.prefixed_key(key) for key in keys])
+        return [int(value or 0) for value in values]
+    return [storage.get(key) for key in keys]
 
 
 def _count_failure(key_id: str | None) -> None:
