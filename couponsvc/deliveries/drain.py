@@ -1,6 +1,6 @@
 """Draining one integration: send what is due, in batches, until nothing is.
 
-A drain job holds the integration's lock (`wakeup.py`). Each round it clears the
+A drain job holds the integration's lock (`couponsvc/outbox/wakeup.py`). Each round it clears the
 integration's flag, claims up to `BATCH` due deliveries in one statement, calls the
 adapter for each in turn over one keep-alive session, and records the attempts in
 one transaction (every `RECORD_EVERY` seconds when the receiver is slow, so a
@@ -24,10 +24,10 @@ from integrations.adapter import Context
 
 from ..adapters import http_session
 from ..models import Integration
+from ..outbox.wakeup import LOCK_TTL, drains, wake
 from ..timeutil import utcnow
 from . import batch, health
 from .attempt import Attempt, attempt
-from .wakeup import LOCK_TTL, drains, wake
 
 BATCH = 100
 BUDGET = 5.0  # seconds of calls per drain job before it hands over

@@ -4,7 +4,7 @@ It is what makes delivery survive Redis and worker deaths, and what sends retrie
 a drain job lost when Redis restarted empty, a delivery written while Redis was
 down, a worker killed mid-call (its lease runs out), a retry seconds or hours away
 all come down to a delivery that is due in the database with no live lease. Waking
-is idempotent (`wakeup.py`): an integration whose drain is running is only flagged.
+is idempotent (`couponsvc/outbox/wakeup.py`): an integration whose drain is running is only flagged.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Delivery, Integration
+from ..outbox.wakeup import wake
 from ..timeutil import utcnow
-from .wakeup import wake
 
 
 def due_integrations(session: Session) -> list[str]:

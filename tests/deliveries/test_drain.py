@@ -20,14 +20,15 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from sqlalchemy import func, select, update
 
-from couponsvc.deliveries import batch, wakeup
+from couponsvc.deliveries import batch
 from couponsvc.deliveries import drain as drain_module
 from couponsvc.deliveries.attempt import Attempt
-from couponsvc.deliveries.wakeup import LocalDrains, RedisDrains
-from couponsvc.events import emit
 from couponsvc.extensions import db
 from couponsvc.jobs import runner
 from couponsvc.models import Delivery, DeliveryAttempt, Event
+from couponsvc.outbox import wakeup
+from couponsvc.outbox.emit import emit
+from couponsvc.outbox.wakeup import LocalDrains, RedisDrains
 from couponsvc.timeutil import utcnow
 from integrations.adapter import Outcome
 from tests.factories import Shop, in_db

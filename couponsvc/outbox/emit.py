@@ -1,0 +1,54 @@
+"""Writing events to the outbox, inside the caller's transaction.
+
+Each event's deliveries are written with it (`fanout.py`); the integrations are woken
+only after the commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from ..ids import new_id
+from ..models import Event
+from ..timeutil import utcnow
+from .fanout import fan_out
+
+_EVENTS = Event.__table__
+_INSERT = insert(_EVENTS)
+
+
+def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[str, Any],
+         coupon_code: str | None = None, coupon_seq: int | None = None,
+         event_id: str | None = None, created_at: datetime | None = None) -> str:
+    """Add one event to the outbox in the current transaction; return its id."""
+    _check(type_)
+    event_id = event_id or new_id("evt")
+    seq = session.execute(_INSERT.returning(_EVENTS.c.seq), {
+        "id": event_id, "type": type_, "merchant_id": merchant_id, "coupon_code": coupon_code,
+        "coupon_seq": coupon_seq, "data": data, "created_at": created_at or utcnow(),
+    }).scalar_one()
+    fan_out(session, [seq])
+    return event_id
+
+
+def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many events at once: each row has type, merchant_id, data (and coupon keys)."""
+    if not rows:
+        return
+    for row in rows:
+        _check(row["type"])
+    now = utcnow()
+    seqs = session.execute(_INSERT.returning(_EVENTS.c.seq), [
+        {"id": new_id("evt"), "coupon_code": None, "coupon_seq": None, "created_at": now, **row}
+        for row in rows
+    ]).scalars().all()
+    fan_out(session, seqs)
+
+
+def _check(type_: str) -> None:
+    if type_ not in Event.TYPES:
+        raise ValueError(f"unknown event type {type_!r}")

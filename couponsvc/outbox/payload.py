@@ -1,0 +1,71 @@
+"""The data of coupon events, stated once: as a dict in Python, as JSON built in SQL.
+
+Every coupon event (`coupon.redeemed`, `coupon.redemption_reversed`, `coupon.voided`)
+carries `merchant_id` and a `coupon` object; `data.coupon.seq` grows with every change
+of the coupon, so a receiver can drop a late, older one. The SQL forms build the same
+JSON inside a statement (`json_build_object` on PostgreSQL, `json_object` on SQLite),
+for set-based inserts: the voided coupons of a campaign, the redeem statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Text, cast, literal, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.types import JSON
+
+COUPON_FIELDS = ("code", "campaign_id", "order_id", "uses_left", "seq")
+
+
+def coupon(*, code: str, campaign_id: str, order_id: str | None, uses_left: int, seq: int,
+           status: str | None = None) -> dict[str, Any]:
+    """`data.coupon`: the coupon as it is after the change (`status` when the event sets one)."""
+    data = {"code": code, "campaign_id": campaign_id, "order_id": order_id, "uses_left": uses_left, "seq": seq}
+    if status is not None:
+        data["status"] = status
+    return data
+
+
+def voided(*, merchant_id: str, coupon_data: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The data of `coupon.voided`."""
+    return {"merchant_id": merchant_id, "coupon": coupon_data, "reason": reason}
+
+
+class json_object(GenericFunction):  # noqa: N801 (SQL function names are lower case)
+    """`json_object(k1, v1, k2, v2, ...)`: a JSON object built in SQL on either backend."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_object, "postgresql")
+def _json_build_object(element, compiler, **kw):
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+def _pairs(values: dict[str, Any]) -> list[Any]:
+    pairs: list[Any] = []
+    for key, value in values.items():
+        # keys are this module's constants, written into the SQL; values bound, typed
+        pairs += [literal_column(f"'{key}'"),
+                  value if isinstance(value, ColumnElement) else cast(literal(value), Text)]
+    return pairs
+
+
+def coupon_sql(columns, *, status: str | ColumnElement | None = None) -> json_object:
+    """`data.coupon` built in SQL from `columns` (anything with `code`, `campaign_id`,
+    `order_id`, `uses_left`, `seq` attributes: a table's or a CTE's `.c`)."""
+    values: dict[str, Any] = {name: getattr(columns, name) for name in COUPON_FIELDS}
+    if status is not None:
+        values["status"] = status
+    return json_object(*_pairs(values))
+
+
+def voided_sql(columns, *, reason: str | ColumnElement) -> json_object:
+    """The data of `coupon.voided` built in SQL from the voided coupon's `columns`
+    (those of `coupon_sql`, and `merchant_id`)."""
+    return json_object(*_pairs({"merchant_id": columns.merchant_id,
+                                "coupon": coupon_sql(columns, status="voided"), "reason": reason}))
