@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:  # Flask is imported by create_app: importing a domain module imports no Flask
+    from flask import Flask
 
 from .config import load_settings
-from .web_session import AdminOnlySessionInterface
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -18,6 +18,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Settings come from the environment (`couponsvc.config`); `config` overrides
     them, which is how tests point an app at their database.
     """
+    from flask import Flask
+
     app = Flask(__name__, instance_path=os.environ.get("COUPONSVC_INSTANCE_PATH") or None,
                 instance_relative_config=True)
     app.config.update(load_settings(os.environ, app.instance_path))
@@ -44,6 +46,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _configure(app: Flask) -> None:
+    from .web_session import AdminOnlySessionInterface
+
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_RECORD_QUERIES", False)
     app.config["JSON_SORT_KEYS"] = False

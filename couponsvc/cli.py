@@ -10,9 +10,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.security import generate_password_hash
 
 from . import campaigns
-from .auth import ROLES, create_key
 from .extensions import db
 from .models import AdminUser
+from .principal import ROLES, create_key
 
 
 def register_cli(app: Flask) -> None:

@@ -6,10 +6,10 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from . import codes
-from .auth import Principal
 from .errors import DomainError
 from .events import emit
 from .models import Coupon, Redemption, Revocation
+from .principal import Principal
 from .timeutil import utcnow
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import campaigns, codes, merchants
-from .auth import PLATFORM, Principal, create_key
 from .models import Campaign, Coupon, Merchant, Store
 from .orders import place_order
+from .principal import PLATFORM, Principal, create_key
 from .qr_keys import keyring
 from .timeutil import utcnow
 

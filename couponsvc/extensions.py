@@ -8,11 +8,8 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_smorest.spec import prepare_response
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase
 
-
-class Base(DeclarativeBase):
-    pass
+from .models.base import Base
 
 
 class ProblemJsonApi(Api):

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from .auth import Principal, visible
 from .errors import DomainError
 from .models import Merchant, Store
+from .principal import Principal, visible
 
 
 def create_merchant(session: Session, *, name: str, city: str, timezone: str = "Asia/Shanghai",

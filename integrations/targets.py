@@ -32,7 +32,8 @@ class TargetRefused(Exception):
 
 
 def is_public(address: IPAddress) -> bool:
-    """True for a global unicast address; IPv6 forms that embed IPv4 are judged by it."""
+    """True for a global unicast address (`ipaddress`'s `is_global`, and not multicast or
+    site-local); IPv6 forms that embed IPv4 are judged by the IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address.teredo:
@@ -41,10 +42,12 @@ def is_public(address: IPAddress) -> bool:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public(embedded)
-    return not (
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return False  # fec0::/10: deprecated, but routed inside some networks; Python < 3.13 calls it global
+    return address.is_global and not (
         address.is_private or address.is_loopback or address.is_link_local
         or address.is_multicast or address.is_reserved or address.is_unspecified
-        or address in _SHARED or not address.is_global
+        or address in _SHARED
     )
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Flask
 
-from couponsvc.auth import create_key
 from couponsvc.event_log import assign_positions, unpositioned_count
 from couponsvc.extensions import db
+from couponsvc.principal import create_key
 
 _counter = itertools.count(1)
 

@@ -7,10 +7,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import campaigns
-from ..auth import MANAGER, PLATFORM, current_principal, requires
 from ..extensions import db
 from ..models import Campaign
+from ..principal import MANAGER, PLATFORM
 from ..qr_keys import keyring
+from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.campaigns import (
     CampaignIn,

@@ -10,15 +10,16 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import codes
-from ..auth import MANAGER, PLATFORM, SCANNER, current_principal, requires
 from ..coupons import find_coupon, redemptions_of, void_coupon
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Coupon, Revocation
+from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr import render
 from ..qr_keys import coupon_payload, keyring
 from ..ratelimit import guarded_lookup
 from ..timeutil import utcnow
+from .bearer import current_principal, requires
 from .links import coupon_dict
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from ..auth import MANAGER, PLATFORM, current_principal, requires
 from ..errors import DomainError
 from ..event_log import assign_positions, read_events
 from ..extensions import db
+from ..principal import MANAGER, PLATFORM
+from .bearer import current_principal, requires
 from .schemas.common import page_schema
 from .schemas.events import EventListArgs, EventOut
 

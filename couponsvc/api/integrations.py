@@ -8,10 +8,11 @@ from sqlalchemy import select
 
 from .. import merchants
 from ..adapters import adapter_named, descriptions
-from ..auth import MANAGER, PLATFORM, current_principal, requires
 from ..deliveries import manage
 from ..extensions import db
 from ..models import Delivery, DeliveryAttempt, Event, Integration
+from ..principal import MANAGER, PLATFORM
+from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.integrations import (

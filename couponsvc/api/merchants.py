@@ -7,9 +7,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import merchants
-from ..auth import MANAGER, PLATFORM, create_key, current_principal, requires, revoke_key
 from ..extensions import db
 from ..models import ApiKey, Merchant, Store
+from ..principal import MANAGER, PLATFORM, create_key, revoke_key
+from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.merchants import (

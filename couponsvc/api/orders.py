@@ -11,11 +11,12 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import bulk, campaigns, codes
-from ..auth import MANAGER, PLATFORM, current_principal, requires, visible
 from ..extensions import db
 from ..models import Campaign, Coupon, Job, Order
 from ..orders import place_order
+from ..principal import MANAGER, PLATFORM, visible
 from ..timeutil import utcnow
+from .bearer import current_principal, requires
 from .links import base_url, issued_coupon
 from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderOut
 from .unit_of_work import unit_of_work

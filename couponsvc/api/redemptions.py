@@ -8,22 +8,15 @@ from sqlalchemy import select
 
 from .. import codes
 from .. import redeem as till
-from ..auth import (
-    MANAGER,
-    PLATFORM,
-    SCANNER,
-    current_identity,
-    current_principal,
-    requires,
-    requires_live_key_in_write,
-)
 from ..coupons import redemptions_of
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Redemption, RedemptionAttempt
+from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
 from ..ratelimit import client_address, guarded_lookup
 from ..timeutil import utcnow
+from .bearer import current_identity, current_principal, requires, requires_live_key_in_write
 from .links import coupon_dict
 from .pagination import cursor_page
 from .schemas.common import page_schema

@@ -22,11 +22,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..after_commit import run_pending
-from ..auth import current_identity
 from ..errors import DomainError, domain_problem
 from ..extensions import db
 from ..models import IdempotencyRecord
 from ..timeutil import utcnow
+from .bearer import current_identity
 from .schemas.common import storable
 
 HEADER = "Idempotency-Key"

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..auth import Principal, visible
 from ..errors import DomainError
 from ..events import emit
 from ..models import Campaign, Merchant, Store
+from ..principal import Principal, visible
 from ..timeutil import to_utc, utcnow
 from .data import campaign_event_data
 from .settle import void_and_refund

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from integrations.targets import TargetRefused, check_url
 
 from ..adapters import adapter_named
-from ..auth import Principal, visible
 from ..errors import DomainError
 from ..ids import new_id
 from ..models import Delivery, Event, Integration, Merchant, Subscription
+from ..principal import Principal, visible
 from ..timeutil import utcnow
 from .fanout import announce
 from .health import disable
@@ -111,7 +111,7 @@ def _load_config(adapter, config: dict[str, Any]) -> dict[str, Any]:
                           errors={"config": error.messages}) from None
     if not current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]:
         for field, value in loaded.items():
-            if isinstance(value, str) and value.startswith(("http://", "https://")):
+            if isinstance(value, str) and "://" in value:  # any scheme, any case: HTTP://10.0.0.5 too
                 try:
                     check_url(value)
                 except (TargetRefused, ValueError) as refused:

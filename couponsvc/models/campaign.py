@@ -7,19 +7,19 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 campaign_stores = Table(
     "campaign_stores",
-    db.metadata,
+    Base.metadata,
     Column("campaign_id", ForeignKey("campaigns.id"), primary_key=True),
     Column("store_id", ForeignKey("stores.id"), primary_key=True),
 )
 
 
-class Campaign(db.Model):
+class Campaign(Base):
     __tablename__ = "campaigns"
     __table_args__ = (
         Index("ix_campaigns_merchant", "merchant_id", "id"),
@@ -66,7 +66,7 @@ class Campaign(db.Model):
         return [store.id for store in self.stores]
 
 
-class CustomerPurchase(db.Model):
+class CustomerPurchase(Base):
     """How many coupons one (normalised) customer bought of one campaign."""
 
     __tablename__ = "customer_purchases"

@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
-class Order(db.Model):
+class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (Index("ix_orders_campaign", "campaign_id", "status"),)
 
@@ -28,7 +28,7 @@ class Order(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Coupon(db.Model):
+class Coupon(Base):
     """A coupon; `code` (12 symbols, canonical, no hyphens) is its identity.
 
     `status` stores pending | active | redeemed | voided; `expired` is derived at
@@ -63,7 +63,7 @@ class Coupon(db.Model):
         return self.status
 
 
-class Revocation(db.Model):
+class Revocation(Base):
     """Codes voided or refunded, in order, for offline scanners (`GET /revocations`)."""
 
     __tablename__ = "revocations"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
-from ..extensions import db
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
 class XID8(UserDefinedType):
@@ -23,10 +23,10 @@ class XID8(UserDefinedType):
 
 
 # BigInteger on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
-SeqType = BigInteger().with_variant(db.Integer(), "sqlite")
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Event(db.Model):
+class Event(Base):
     """One event. `seq` is taken at INSERT; `position` once it is certainly committed.
 
     On PostgreSQL, transactions commit in another order than they took `seq`, so a

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Base):
     __tablename__ = "idempotency_keys"
 
     owner: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     bindparam,
@@ -17,14 +18,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
-BigId = BigInteger().with_variant(db.Integer(), "sqlite")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Integration(db.Model):
+class Integration(Base):
     __tablename__ = "integrations"
     __table_args__ = (Index("ix_integrations_merchant", "merchant_id", "id"),)
 
@@ -44,7 +45,7 @@ class Integration(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Subscription(db.Model):
+class Subscription(Base):
     """One event type an integration receives (a table, so fan-out is one portable JOIN)."""
 
     __tablename__ = "integration_subscriptions"
@@ -53,7 +54,7 @@ class Subscription(db.Model):
     event_type: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
-class Delivery(db.Model):
+class Delivery(Base):
     """One event for one integration: delivered at least once, or dead after ~2 days."""
 
     __tablename__ = "deliveries"
@@ -101,7 +102,7 @@ class Delivery(db.Model):
         return f"dlv_{self.id}"
 
 
-class DeliveryAttempt(db.Model):
+class DeliveryAttempt(Base):
     """Every attempt, kept: when, how long, what came back."""
 
     __tablename__ = "delivery_attempts"

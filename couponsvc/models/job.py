@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
-class Job(db.Model):
+class Job(Base):
     __tablename__ = "jobs"
 
     STATUSES = ("queued", "running", "succeeded", "failed")

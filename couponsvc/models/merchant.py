@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
-class Merchant(db.Model):
+class Merchant(Base):
     __tablename__ = "merchants"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mer"))
@@ -23,7 +23,7 @@ class Merchant(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Store(db.Model):
+class Store(Base):
     __tablename__ = "stores"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("sto"))
@@ -34,7 +34,7 @@ class Store(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_merchant", "merchant_id"),)
 
@@ -51,7 +51,7 @@ class ApiKey(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
-class AdminUser(db.Model):
+class AdminUser(Base):
     __tablename__ = "admin_users"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("adm"))

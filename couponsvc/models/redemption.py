@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..timeutil import UTCDateTime, utcnow
+from .base import Base
 
 
-class Redemption(db.Model):
+class Redemption(Base):
     __tablename__ = "redemptions"
     __table_args__ = (
         Index("ix_redemptions_coupon", "coupon_code"),
@@ -32,7 +32,7 @@ class Redemption(db.Model):
     reversed_by_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
-class RedemptionAttempt(db.Model):
+class RedemptionAttempt(Base):
     """A refused redeem or validate: who tried what, where, and why it was refused."""
 
     __tablename__ = "redemption_attempts"

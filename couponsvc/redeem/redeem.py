@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..auth import PLATFORM, Principal, key_is_live
 from ..errors import DomainError
 from ..ids import new_id
 from ..models import Coupon
+from ..principal import PLATFORM, Principal, key_is_live
 from ..qr.keyring import KeyRing
 from ..timeutil import utcnow
 from .check import why_not

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
-from ..auth import Principal
 from ..errors import DomainError
 from ..events import emit
 from ..merchants import reversal_window
 from ..models import Coupon, Merchant, Redemption
+from ..principal import Principal
 from ..timeutil import utcnow
 
 

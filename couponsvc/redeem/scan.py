@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import codes
-from ..auth import Principal
 from ..errors import DomainError
+from ..principal import Principal
 from ..qr import payload
 from ..qr.keyring import KeyRing
 

@@ -29,7 +29,8 @@ def no_connections(monkeypatch):
     "http://169.254.169.254/latest/meta-data/", "http://localhost:6379/",
     "http://192.168.1.20/", "http://172.16.0.1/", "http://100.64.0.1/", "http://0.0.0.0/",
     "http://[::ffff:127.0.0.1]/", "http://[fe80::1]/", "http://[fc00::1]/",
-    "http://224.0.0.1/", "http://2130706433/", "https://127.1/"])
+    "http://224.0.0.1/", "http://2130706433/", "https://127.1/", "http://[fec0::1]/",
+    "HTTP://10.0.0.5/hook"])
 def test_private_targets_are_refused_before_any_connection(url, no_connections):
     with pytest.raises(PermanentError, match="target refused") as caught:
         http.post(Context(allow_private_targets=False), url, json={})
@@ -50,7 +51,8 @@ def test_the_switch_allows_them(receiver):
     ("198.18.0.1", False), ("::", False), ("::1", False), ("fe80::1", False),
     ("fd00:ec2::254", False), ("ff02::1", False), ("::ffff:10.0.0.1", False),
     ("::ffff:8.8.8.8", True), ("2002:7f00:1::", False), ("64:ff9b::a00:1", False),
-    ("64:ff9b::808:808", True)])
+    ("64:ff9b::808:808", True), ("fec0::1", False), ("feff:ffff::1", False),
+    ("2001:db8::1", False), ("192.0.2.1", False)])
 def test_public_addresses(address, public):
     assert is_public(ipaddress.ip_address(address)) is public
 

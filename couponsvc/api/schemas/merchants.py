@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ...auth import MANAGER, SCANNER
+from ...principal import MANAGER, SCANNER
 from .common import InputSchema, Name, Text
 
 
