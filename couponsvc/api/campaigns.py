@@ -12,6 +12,7 @@ from ..models import Campaign
 from ..principal import MANAGER, PLATFORM
 from ..qr_keys import keyring
 from .bearer import current_principal, requires
+from .created import created
 from .pagination import cursor_page
 from .schemas.campaigns import (
     CampaignIn,
@@ -51,7 +52,8 @@ class Campaigns(MethodView):
     @blp.arguments(CampaignIn())
     @blp.response(201, CampaignOut)
     def post(self, data):
-        return campaigns.create_campaign(db.session, current_principal(), data)
+        campaign = campaigns.create_campaign(db.session, current_principal(), data)
+        return created(campaign, f"campaigns/{campaign.id}")
 
 
 @blp.route("/campaigns/<campaign_id>")

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from .. import merchants
 from ..extensions import db
 from ..models import ApiKey, Merchant, Store
-from ..principal import MANAGER, PLATFORM, create_key, revoke_key
+from ..principal import MANAGER, PLATFORM, create_key, revoke_key, visible
 from .bearer import current_principal, requires
+from .created import created
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.merchants import (
@@ -41,7 +42,8 @@ class Merchants(MethodView):
     @blp.arguments(MerchantIn())
     @blp.response(201, MerchantOut)
     def post(self, data):
-        return merchants.create_merchant(db.session, **data)
+        merchant = merchants.create_merchant(db.session, **data)
+        return created(merchant, f"merchants/{merchant.id}")
 
 
 @blp.route("/merchants/<merchant_id>")
@@ -76,7 +78,17 @@ class Stores(MethodView):
     @blp.response(201, StoreOut)
     def post(self, data, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        return merchants.create_store(db.session, merchant, **data)
+        store = merchants.create_store(db.session, merchant, **data)
+        return created(store, f"stores/{store.id}")
+
+
+@blp.route("/stores/<store_id>")
+class StoreById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, StoreOut)
+    def get(self, store_id):
+        """One store of the caller's merchant."""
+        return visible(db.session, current_principal(), Store, store_id, name="store")
 
 
 @blp.route("/merchants/<merchant_id>/api-keys")
@@ -95,12 +107,18 @@ class ApiKeys(MethodView):
     @blp.response(201, CreatedApiKeyOut)
     def post(self, data, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        created = create_key(db.session, merchant_id=merchant.id, **data)
-        return _with_secret(created.key, created.secret)
+        new = create_key(db.session, merchant_id=merchant.id, **data)
+        return created(_with_secret(new.key, new.secret), f"api-keys/{new.key.id}")
 
 
 @blp.route("/api-keys/<key_id>")
 class ApiKeyById(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.response(200, ApiKeyOut)
+    def get(self, key_id):
+        """A key's label, role, store and revocation; never its secret."""
+        return visible(db.session, current_principal(), ApiKey, key_id, name="API key")
+
     @unit_of_work
     @requires(PLATFORM, MANAGER)
     @blp.response(200, ApiKeyOut)

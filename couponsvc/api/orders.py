@@ -17,6 +17,7 @@ from ..orders import place_order
 from ..principal import MANAGER, PLATFORM, visible
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
+from .created import created
 from .links import base_url, issued_coupon
 from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderOut
 from .unit_of_work import unit_of_work
@@ -35,10 +36,10 @@ class Orders(MethodView):
     def post(self, data, campaign_id):
         placed = place_order(db.session, campaign_id, **data)
         campaign = placed.campaign
-        return _order_dict(placed.order, [
+        return created(_order_dict(placed.order, [
             issued_coupon(code, placed.coupon_status, campaign.id, campaign.valid_until, campaign.qr_kid)
             for code in placed.codes
-        ])
+        ]), f"orders/{placed.order.id}")
 
 
 @blp.route("/orders/<order_id>")
@@ -65,7 +66,8 @@ class Bulk(MethodView):
     @blp.response(202, JobOut)
     def post(self, data, campaign_id):
         campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
-        return _job_dict(bulk.request_bulk(db.session, campaign, data["count"]))
+        job = _job_dict(bulk.request_bulk(db.session, campaign, data["count"]))
+        return created(job, f"jobs/{job['id']}")
 
 
 @blp.route("/jobs/<job_id>")

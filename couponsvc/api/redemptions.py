@@ -17,6 +17,7 @@ from ..qr_keys import keyring
 from ..ratelimit import client_address, guarded_lookup
 from ..timeutil import utcnow
 from .bearer import current_identity, current_principal, requires, requires_live_key_in_write
+from .created import created
 from .links import coupon_dict
 from .pagination import cursor_page
 from .schemas.common import page_schema
@@ -83,10 +84,11 @@ class Redemptions(MethodView):
         scan = _scan(data)
         try:
             with guarded_lookup(scan.principal.key_id):
-                return till.redeem(db.session, scan, keyring())
+                done = till.redeem(db.session, scan, keyring())
         except DomainError as error:
             _refused(scan, "redeem", error)
             raise
+        return created(done, f"redemptions/{done.id}")
 
     @requires(PLATFORM, MANAGER, SCANNER)
     @blp.arguments(RedemptionListArgs(), location="query")
@@ -105,6 +107,15 @@ class Redemptions(MethodView):
         if args.get("store_id"):
             query = query.where(Redemption.store_id == args["store_id"])
         return cursor_page(query, Redemption.id, after=args["after"], limit=args["limit"])
+
+
+@blp.route("/redemptions/<redemption_id>")
+class RedemptionById(MethodView):
+    @requires(*TILL)
+    @blp.response(200, RedemptionRow)
+    def get(self, redemption_id):
+        """One redemption, reversed or not; a pinned scanner sees its own store's only."""
+        return till.find_redemption(db.session, current_principal(), redemption_id)
 
 
 @blp.route("/redemptions/<redemption_id>/reverse")

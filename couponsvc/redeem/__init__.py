@@ -1,10 +1,11 @@
 """Redemption at the till: validate, redeem, reverse, and the record of refusals."""
 
+from .find import find_redemption
 from .redeem import Redeemed, redeem
 from .refusal import record_refusal
 from .reverse import Reversed, reverse
 from .scan import Scan
 from .validate import Validation, validate
 
-__all__ = ["Redeemed", "Reversed", "Scan", "Validation", "record_refusal", "redeem", "reverse",
-           "validate"]
+__all__ = ["Redeemed", "Reversed", "Scan", "Validation", "find_redemption", "record_refusal",
+           "redeem", "reverse", "validate"]

@@ -14,6 +14,7 @@ from ..merchants import reversal_window
 from ..models import Coupon, Merchant, Redemption
 from ..principal import Principal
 from ..timeutil import utcnow
+from .find import find_redemption
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,7 @@ class Reversed:
 
 
 def reverse(session: Session, principal: Principal, redemption_id: str, reason: str) -> Reversed:
-    redemption = session.get(Redemption, redemption_id)
-    if (redemption is None or not principal.sees(redemption.merchant_id)
-            or principal.store_id not in (None, redemption.store_id)):
-        raise DomainError("redemption_not_found")
+    redemption = find_redemption(session, principal, redemption_id)
     now = utcnow()
     window = reversal_window(session.get(Merchant, redemption.merchant_id))
     done = session.execute(
