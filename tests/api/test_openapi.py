@@ -8,7 +8,7 @@ import pytest
 
 PREFIX = "/api/v1"
 
-# Every path and method of API.md, except the offline batch upload and the
+# Every path and method of the contract (docs/contract.md), except the offline batch upload and the
 # integrations (adapters, integrations, deliveries), which are not built yet.
 CONTRACT = {
     "/merchants": {"get", "post"},

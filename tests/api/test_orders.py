@@ -32,7 +32,7 @@ def public_keys(client) -> list[Ed25519PublicKey]:
 
 
 def verifies(keys: list[Ed25519PublicKey], qr: str) -> bool:
-    """API.md: Ed25519 over everything before the last dot, base64url without padding."""
+    """The contract: Ed25519 over everything before the last dot, base64url without padding."""
     body, _, signature = qr.rpartition(".")
     assert "=" not in signature
     for key in keys:
