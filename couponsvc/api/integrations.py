@@ -10,8 +10,10 @@ from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..deliveries import manage
 from ..extensions import db
+from ..integration_credentials import full_config
 from ..models import Delivery, DeliveryAttempt, Event, Integration
 from ..principal import MANAGER, PLATFORM
+from ..qr_keys import data_keys
 from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
@@ -49,17 +51,17 @@ class Integrations(MethodView):
         return cursor_page(query, Integration.id, after=args["after"], limit=args["limit"],
                            present=_integration)
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(IntegrationIn())
     @blp.response(201, IntegrationOut)
     def post(self, data, merchant_id):
         """A webhook integration answers its signing `secret` here, once."""
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        integration = manage.create_integration(db.session, merchant, **data)
+        integration = manage.create_integration(db.session, merchant, keys=data_keys(), **data)
         shown = _integration(integration)
-        if "secret" in integration.config:
-            shown["secret"] = integration.config["secret"]
+        if integration.adapter == "webhook":  # its generated signing secret, this once
+            shown["secret"] = full_config(integration, data_keys())["secret"]
         return shown
 
 
@@ -70,20 +72,20 @@ class IntegrationById(MethodView):
     def get(self, integration_id):
         return _integration(manage.get_integration(db.session, current_principal(), integration_id))
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(IntegrationPatch())
     @blp.response(200, IntegrationOut)
     def patch(self, changes, integration_id):
         """Change config, events, timeout; `status: active` re-enables a disabled integration."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
-        return _integration(manage.update_integration(db.session, integration, changes))
+        return _integration(manage.update_integration(db.session, integration, changes, data_keys()))
 
 
 @blp.route("/integrations/<integration_id>/test")
 class TestIntegration(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(202, DeliveryOut)
     def post(self, integration_id):
         """Send a `ping` to this integration; follow the delivery it answers."""
@@ -97,7 +99,7 @@ class Deliveries(MethodView):
     @blp.arguments(DeliveryListArgs(), location="query")
     @blp.response(200, page_schema(DeliveryOut, "DeliveryPage"))
     def get(self, args, integration_id):
-        """Deliveries, newest first; `?status=pending|succeeded|failed|dead`."""
+        """Deliveries, newest first; `?status=pending|succeeded|failed|dead|held`."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
         query = manage.deliveries_query(integration, args.get("status"))
         return cursor_page(query, Delivery.id, after=args["after"], limit=args["limit"], integer=True,
@@ -117,8 +119,8 @@ class DeliveryById(MethodView):
 
 @blp.route("/deliveries/<delivery_id>/retry")
 class RetryDelivery(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(202, DeliveryOut)
     def post(self, delivery_id):
         """Bring a dead or failing delivery back for one more attempt, now."""

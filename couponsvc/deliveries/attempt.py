@@ -3,7 +3,8 @@
 Only a 2xx (an `Outcome`) succeeds. A `RetryableError` is tried again after the
 backoff of `schedule.py` (or the receiver's `Retry-After`, within bounds) until the
 attempts run out, then the delivery is `dead`; a `PermanentError` is dead at once,
-and one that says so (410 Gone) disables the integration.
+and one that says so (410 Gone) disables the integration, its delivery held with the
+others (`couponsvc/outbox/hold.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Attempt:
                    "last_error": str(self.error)[:500]}
         if self.result == "retry":
             return values | {"status": "failed", "next_attempt_at": now + timedelta(seconds=self.wait)}
+        if self.result == "disabled":  # 410 Gone: held with the rest, sent again if it is enabled
+            return values | {"status": "held"}
         return values | {"status": "dead"}
 
     def log_row(self) -> dict[str, Any]:

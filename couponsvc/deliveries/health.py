@@ -3,8 +3,8 @@
 A 410 Gone disables the integration at once. Otherwise an integration whose every
 attempt has failed for `COUPONSVC_DISABLE_FAILING_AFTER` (3 days by default) is
 disabled. A merchant may also switch it off (`PATCH … {"status": "disabled"}`). Every
-way, an `integration.disabled` event says so, with the reason; its deliveries stay
-where they are, and are sent once the merchant enables the integration again.
+way, an `integration.disabled` event says so, with the reason, and its deliveries are
+held until the merchant enables the integration again (`couponsvc/outbox/hold.py`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ..events import emit
 from ..models import Integration
+from ..outbox.hold import disable
 from .attempt import Attempt
 
 
@@ -47,12 +47,3 @@ def note_attempts(session: Session, integration_id: str, attempts: Sequence[Atte
         disable(session, integration, f"every delivery has failed since "
                                       f"{integration.failing_since.isoformat()}", now)
 
-
-def disable(session: Session, integration: Integration, reason: str, now: datetime) -> None:
-    if integration.status == "disabled":
-        return
-    integration.status, integration.disabled_reason, integration.disabled_at = "disabled", reason, now
-    emit(session, "integration.disabled", merchant_id=integration.merchant_id, data={
-        "integration": {"id": integration.id, "adapter": integration.adapter,
-                        "disabled_at": now.isoformat(), "reason": reason},
-    })

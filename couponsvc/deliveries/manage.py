@@ -11,44 +11,47 @@ from sqlalchemy.orm import Session
 
 from integrations.targets import TargetRefused, check_url
 
+from .. import integration_credentials as credentials
 from ..adapters import adapter_named
+from ..data_keys import DataKeys
 from ..errors import DomainError
-from ..ids import new_id
-from ..models import Delivery, Event, Integration, Merchant, Subscription
+from ..models import Delivery, Integration, Merchant, Subscription
+from ..outbox.emit import emit_to
+from ..outbox.fanout import announce
+from ..outbox.hold import disable, enable
 from ..principal import Principal, visible
 from ..timeutil import utcnow
-from .fanout import announce
-from .health import disable
 
 MAX_TIMEOUT = 60.0
 
 
 def create_integration(session: Session, merchant: Merchant, *, adapter: str, config: dict[str, Any],
-                       events: list[str] | None, timeout: float = 15.0) -> Integration:
+                       events: list[str] | None, keys: DataKeys, timeout: float = 15.0) -> Integration:
+    """The new integration, its credentials encrypted under `keys`."""
     chosen = _adapter(adapter)
     integration = Integration(merchant_id=merchant.id, adapter=adapter, status="active",
-                              config=_load_config(chosen, config), events=_events(chosen, events),
-                              timeout=_timeout(timeout))
+                              events=_events(chosen, events), timeout=_timeout(timeout))
+    credentials.store(integration, chosen, _load_config(chosen, config), keys)
     session.add(integration)
     session.flush()
     _subscribe(session, integration)
     return integration
 
 
-def update_integration(session: Session, integration: Integration, changes: dict[str, Any]) -> Integration:
+def update_integration(session: Session, integration: Integration, changes: dict[str, Any],
+                       keys: DataKeys) -> Integration:
     chosen = _adapter(integration.adapter)
     if "config" in changes:
-        merged = {**integration.config, **changes["config"]}  # keep secrets not sent again
-        integration.config = _load_config(chosen, merged)
+        # keep credentials not sent again
+        merged = {**credentials.full_config(integration, keys), **changes["config"]}
+        credentials.store(integration, chosen, _load_config(chosen, merged), keys)
     if "events" in changes:
         integration.events = _events(chosen, changes["events"])
         _subscribe(session, integration)
     if "timeout" in changes:
         integration.timeout = _timeout(changes["timeout"])
-    if changes.get("status") == "active" and integration.status != "active":
-        integration.status, integration.disabled_reason = "active", None
-        integration.disabled_at = integration.failing_since = None
-        announce(session, [integration.id])  # what waited while it was disabled goes out now
+    if changes.get("status") == "active":
+        enable(session, integration)  # what was held while it was disabled goes out now, in order
     elif changes.get("status") == "disabled":
         disable(session, integration, "disabled by the merchant", utcnow())
     session.flush()
@@ -69,24 +72,20 @@ def send_test(session: Session, integration: Integration) -> Delivery:
     """A `ping` to this integration alone, as the first attempt of a new delivery."""
     if integration.status != "active":
         raise DomainError("invalid_state", "a disabled integration cannot be tested; enable it first")
-    now = utcnow()
-    seq = session.execute(insert(Event).returning(Event.seq).values(
-        id=new_id("evt"), type="ping", merchant_id=integration.merchant_id, data={
-            "integration": {"id": integration.id, "adapter": integration.adapter},
-            "message": "couponsvc test delivery",
-        }, created_at=now)).scalar_one()
-    delivery = Delivery(event_seq=seq, integration_id=integration.id, merchant_id=integration.merchant_id,
-                        status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now)
-    session.add(delivery)
-    session.flush()
-    announce(session, [integration.id])
-    return delivery
+    delivery_id = emit_to(session, integration.id, integration.merchant_id, "ping", {
+        "integration": {"id": integration.id, "adapter": integration.adapter},
+        "message": "couponsvc test delivery",
+    })
+    return session.get(Delivery, delivery_id)
 
 
 def retry_delivery(session: Session, delivery: Delivery) -> Delivery:
     """Bring a dead (or failing) delivery back: one more attempt, now."""
     if delivery.status == "succeeded":
         raise DomainError("invalid_state", "the delivery has already succeeded")
+    if delivery.status == "held":
+        raise DomainError("invalid_state", "the delivery is held while its integration is disabled; "
+                                           "enable the integration and it is sent")
     now = utcnow()
     delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", now, None
     delivery.updated_at = now

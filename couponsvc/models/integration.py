@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     bindparam,
     text,
@@ -34,7 +35,10 @@ class Integration(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("int"))
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     adapter: Mapped[str] = mapped_column(String(64))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)  # without the credentials
+    # the credential fields (`integrations.adapter.secret_fields`) as one JSON object,
+    # encrypted under the data keys (`fernet:…`, `couponsvc.integration_credentials`)
+    credentials: Mapped[str | None] = mapped_column(Text, default=None)
     events: Mapped[list[str]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="active")
     timeout: Mapped[float] = mapped_column(default=15.0)
@@ -55,7 +59,8 @@ class Subscription(Base):
 
 
 class Delivery(Base):
-    """One event for one integration: delivered at least once, or dead after ~2 days."""
+    """One event for one integration: delivered at least once, or dead after ~2 days; held
+    while its integration is disabled (`couponsvc/outbox/hold.py`)."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -66,13 +71,16 @@ class Delivery(Base):
         Index("ix_deliveries_open", "integration_id", "id",
               postgresql_where=text("status IN ('pending', 'failed')"),
               sqlite_where=text("status IN ('pending', 'failed')")),
+        # what enabling an integration again releases (`couponsvc/outbox/hold.py`)
+        Index("ix_deliveries_held", "integration_id", "id",
+              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
         # what the sweep asks of each integration: is any open delivery due?
         Index("ix_deliveries_open_due", "integration_id", "next_attempt_at",
               postgresql_where=text("status IN ('pending', 'failed')"),
               sqlite_where=text("status IN ('pending', 'failed')")),
     )
 
-    STATUSES = ("pending", "succeeded", "failed", "dead")
+    STATUSES = ("pending", "succeeded", "failed", "dead", "held")  # held: its integration is disabled
     OPEN = ("pending", "failed")
 
     @classmethod

@@ -13,11 +13,12 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..ids import new_id
-from ..models import Event
+from ..models import Delivery, Event
 from ..timeutil import utcnow
-from .fanout import fan_out
+from .fanout import announce, fan_out
 
 _EVENTS = Event.__table__
+_DELIVERIES = Delivery.__table__
 _INSERT = insert(_EVENTS)
 
 
@@ -47,6 +48,24 @@ def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
         for row in rows
     ]).scalars().all()
     fan_out(session, seqs)
+
+
+def emit_to(session: Session, integration_id: str, merchant_id: str, type_: str,
+            data: dict[str, Any]) -> int:
+    """An event for one integration alone (a test `ping`), not fanned out: the event and
+    its one pending delivery, woken after commit. The delivery's id."""
+    _check(type_)
+    now = utcnow()
+    seq = session.execute(_INSERT.returning(_EVENTS.c.seq), {
+        "id": new_id("evt"), "type": type_, "merchant_id": merchant_id, "coupon_code": None,
+        "coupon_seq": None, "data": data, "created_at": now,
+    }).scalar_one()
+    delivery_id = session.execute(insert(_DELIVERIES).returning(_DELIVERIES.c.id), {
+        "event_seq": seq, "integration_id": integration_id, "merchant_id": merchant_id,
+        "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
+    }).scalar_one()
+    announce(session, [integration_id])
+    return delivery_id
 
 
 def _check(type_: str) -> None:

@@ -71,7 +71,7 @@ class DeliveryOut(Schema):
     integration_id = fields.Str()
     event_id = fields.Str()
     event_type = fields.Str()
-    status = fields.Str(metadata={"description": "pending | succeeded | failed | dead"})
+    status = fields.Str(metadata={"description": "pending | succeeded | failed | dead | held"})
     attempts = fields.Int()
     next_attempt_at = fields.DateTime(allow_none=True)
     last_status_code = fields.Int(allow_none=True)
