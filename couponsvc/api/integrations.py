@@ -10,10 +10,8 @@ from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..deliveries import manage
 from ..extensions import db
-from ..integration_credentials import full_config
 from ..models import Delivery, DeliveryAttempt, Event, Integration
 from ..principal import MANAGER, PLATFORM
-from ..qr_keys import data_keys
 from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
@@ -51,17 +49,17 @@ class Integrations(MethodView):
         return cursor_page(query, Integration.id, after=args["after"], limit=args["limit"],
                            present=_integration)
 
-    @requires(PLATFORM, MANAGER)
     @unit_of_work
+    @requires(PLATFORM, MANAGER)
     @blp.arguments(IntegrationIn())
     @blp.response(201, IntegrationOut)
     def post(self, data, merchant_id):
         """A webhook integration answers its signing `secret` here, once."""
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        integration = manage.create_integration(db.session, merchant, keys=data_keys(), **data)
+        integration = manage.create_integration(db.session, merchant, **data)
         shown = _integration(integration)
-        if integration.adapter == "webhook":  # its generated signing secret, this once
-            shown["secret"] = full_config(integration, data_keys())["secret"]
+        if "secret" in integration.config:
+            shown["secret"] = integration.config["secret"]
         return shown
 
 
@@ -72,20 +70,20 @@ class IntegrationById(MethodView):
     def get(self, integration_id):
         return _integration(manage.get_integration(db.session, current_principal(), integration_id))
 
-    @requires(PLATFORM, MANAGER)
     @unit_of_work
+    @requires(PLATFORM, MANAGER)
     @blp.arguments(IntegrationPatch())
     @blp.response(200, IntegrationOut)
     def patch(self, changes, integration_id):
         """Change config, events, timeout; `status: active` re-enables a disabled integration."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
-        return _integration(manage.update_integration(db.session, integration, changes, data_keys()))
+        return _integration(manage.update_integration(db.session, integration, changes))
 
 
 @blp.route("/integrations/<integration_id>/test")
 class TestIntegration(MethodView):
-    @requires(PLATFORM, MANAGER)
     @unit_of_work
+    @requires(PLATFORM, MANAGER)
     @blp.response(202, DeliveryOut)
     def post(self, integration_id):
         """Send a `ping` to this integration; follow the delivery it answers."""
@@ -119,8 +117,8 @@ class DeliveryById(MethodView):
 
 @blp.route("/deliveries/<delivery_id>/retry")
 class RetryDelivery(MethodView):
-    @requires(PLATFORM, MANAGER)
     @unit_of_work
+    @requires(PLATFORM, MANAGER)
     @blp.response(202, DeliveryOut)
     def post(self, delivery_id):
         """Bring a dead or failing delivery back for one more attempt, now."""
