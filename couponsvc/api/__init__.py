@@ -6,7 +6,7 @@ from flask import Flask
 
 from ..errors import DomainError
 from ..extensions import api
-from . import campaigns, coupons, events, integrations, merchants, orders, redemptions
+from . import campaigns, coupons, events, integrations, merchants, orders, redemptions, request_body
 from .schemas.common import ProblemSchema, storable
 
 BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp,
@@ -27,6 +27,7 @@ def register_api(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.url_value_preprocessor(_refuse_unstorable_path)
+    app.before_request(request_body.check_body)
 
 
 def _refuse_unstorable_path(endpoint, values) -> None:
