@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # Flask is imported by create_app: importing a domain module imports no Flask
     from flask import Flask
 
-from .config import load_settings
+from .config import load_settings, require_production_settings
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -24,6 +24,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 instance_relative_config=True)
     app.config.update(load_settings(os.environ, app.instance_path))
     app.config.update(config or {})
+    require_production_settings(app.config)
     _configure(app)
 
     from . import extensions, jobs, qr_keys, ratelimit

@@ -16,7 +16,8 @@ from .principal import ROLES, create_key
 
 
 def register_cli(app: Flask) -> None:
-    for command in (create_key_command, create_admin, close_due, demo, new_qr_key, worker):
+    for command in (create_key_command, create_admin, close_due, demo, rotate_data_keys, worker,
+                    *KEY_COMMANDS):
         app.cli.add_command(command)
 
 
@@ -89,6 +90,32 @@ def new_qr_key():
     click.echo(generate_private_key_text())
 
 
+@click.command("new-data-key")
+def new_data_key():
+    """Print a new Fernet key for COUPONSVC_DATA_KEYS (put it first, then rotate-data-keys)."""
+    from .data_keys import new_key
+
+    click.echo(new_key())
+
+
+KEY_COMMANDS = (new_qr_key, new_data_key)
+"""Commands that need no configuration: `main()` runs them without building the app."""
+
+
+@click.command("rotate-data-keys")
+@with_appcontext
+def rotate_data_keys():
+    """Re-encrypt every stored secret under the first of COUPONSVC_DATA_KEYS (credentials
+    older versions stored in the clear included); then older keys may be dropped."""
+    from .adapters import installed
+    from .data_key_rotation import rotate_data_keys as rotate
+    from .qr_keys import data_keys
+
+    counts = rotate(db.session, installed(), data_keys())
+    for table, count in counts.items():
+        click.echo(f"{table}: {count} value(s) re-encrypted under the first data key", err=True)
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -112,6 +139,8 @@ def main() -> None:
 
     cli = FlaskGroup(create_app=lambda: create_app(), add_default_commands=True,
                      add_version_option=False, help="couponsvc: group-buy coupon service")
+    for command in KEY_COMMANDS:  # found before the app is built: they work unconfigured
+        cli.add_command(command)
     cli.main(prog_name="couponsvc")
 
 

@@ -115,6 +115,29 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
     return config
 
 
+PRODUCTION_SETTINGS = (
+    ("QR_SIGNING_KEYS", "COUPONSVC_QR_SIGNING_KEYS"),
+    ("DATA_KEYS", "COUPONSVC_DATA_KEYS"),
+    ("PUBLIC_URL", "COUPONSVC_PUBLIC_URL"),
+)
+"""What a database other than SQLite needs: keys every host shares, and where links point."""
+
+
+def require_production_settings(config: Mapping[str, Any]) -> None:
+    """Refuse to start on a shared database without the settings every host must share.
+
+    On SQLite (one host, trying the service out) the keys are kept under `instance/`
+    and links follow the request; elsewhere each host would sign and encrypt with its
+    own generated key, so the boot stops, naming every missing setting.
+    """
+    if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        return
+    missing = [env for key, env in PRODUCTION_SETTINGS if not config.get(key)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set when DATABASE_URL is not SQLite "
+                          "(see docs/security.md)")
+
+
 def _instance_secret(instance_path: str) -> str:
     path = os.path.join(instance_path, "secret_key")
     os.makedirs(instance_path, exist_ok=True)

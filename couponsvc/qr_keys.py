@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app
 
 from .config import ConfigError
 from .data_keys import DataKeys
 from .models import Coupon
 from .qr import payload
-from .qr.keyring import KeyRing
+from .qr.keyring import KeyRing, UnknownKeyError
+
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
@@ -40,3 +44,15 @@ def qr_payload(code: str, campaign_id: str, valid_until, kid: str | None) -> str
 
 def coupon_payload(coupon: Coupon, kid: str | None) -> str:
     return qr_payload(coupon.code, coupon.campaign_id, coupon.valid_until, kid)
+
+
+def shown_payload(code: str, campaign_id: str, valid_until, kid: str | None) -> str | None:
+    """The payload a coupon's representation carries: None when its campaign's signing
+    key was removed from COUPONSVC_QR_SIGNING_KEYS (its coupons still verify through the
+    public key, but cannot be signed again, and never by another key)."""
+    try:
+        return qr_payload(code, campaign_id, valid_until, kid)
+    except UnknownKeyError:
+        log.error("campaign %s was signed with QR key %s, which is no longer a signing key; "
+                  "its coupons are shown without a QR payload", campaign_id, kid)
+        return None

@@ -8,12 +8,15 @@ event and one integration's config, "delivered" (an `Outcome`), "try again later
 
 Configs: `config_schema().load(raw)` validates a merchant's config and fills in
 defaults, secrets included (the `webhook` adapter generates its `whsec_` secret there);
-store what it loads. Fields marked `load_only` are secrets: `config_schema().dump(config)`
-leaves them out, so that is what may be shown back.
+store what it loads. Credentials are declared with `credential(...)` (metadata `x-secret`,
+and `load_only`, which the JSON Schema of `GET /adapters` shows as `writeOnly`):
+`secret_fields()` names them, the service stores them encrypted, apart from the rest,
+and `config_schema().dump(config)` leaves them out, so that is what may be shown back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ EVENT_TYPES = frozenset({
 """Every event type an adapter may declare; `ping` is what an integration test sends."""
 
 EXCERPT_CHARS = 500
+SECRET_FLAG = "x-secret"
 PRIVATE_TARGETS_VARIABLE = "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS"
 
 
@@ -154,14 +158,30 @@ class Adapter(Protocol):
         ...
 
 
+def credential(field: marshmallow.fields.Field) -> marshmallow.fields.Field:
+    """Declare a config field a credential: write-only, stored encrypted."""
+    field.load_only = True
+    field.metadata = {**field.metadata, SECRET_FLAG: True}
+    return field
+
+
+def secret_fields(schema: type[marshmallow.Schema]) -> frozenset[str]:
+    """The names of the credential fields of an adapter's config schema."""
+    return frozenset(name for name, declared in schema._declared_fields.items()
+                     if declared.metadata.get(SECRET_FLAG))
+
+
 def load_config(adapter: Adapter, config: dict[str, Any]) -> dict[str, Any]:
     """Validate a stored config for `deliver`; a config that no longer loads is permanent.
 
     A drain delivers many events under one config: the loaded form is remembered by
     the config's content (under cProfile, loading through marshmallow was 9% of a
-    drain's time, 0.3 ms of 3.3 ms a delivery). The caller gets its own shallow copy.
+    drain's time, 0.3 ms of 3.3 ms a delivery). The key is a SHA-256 of the whole
+    content, credentials included: a changed secret is a new entry, and no credential
+    is kept as a key. The caller gets its own shallow copy.
     """
-    key = (adapter.name, type(adapter).__qualname__, json.dumps(config, sort_keys=True, default=str))
+    content = json.dumps(config, sort_keys=True, default=str).encode()
+    key = (adapter.name, type(adapter).__qualname__, hashlib.sha256(content).hexdigest())
     loaded = _loaded_configs.get(key)
     if loaded is None:
         try:

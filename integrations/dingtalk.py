@@ -21,7 +21,7 @@ from urllib.parse import quote
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from . import http, robot
-from .adapter import Context, Event, Outcome, load_config
+from .adapter import Context, Event, Outcome, credential, load_config
 from .messages import ANNOUNCED, AnnouncementSchema, compose, skipped
 
 ENDPOINT = "https://oapi.dingtalk.com/robot/send"
@@ -37,16 +37,15 @@ def signature(secret: str, timestamp_ms: int) -> str:
 
 
 class DingTalkConfig(AnnouncementSchema):
-    webhook_url = fields.Url(
+    webhook_url = credential(fields.Url(
         load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False,
-        load_only=True, metadata={"description": "the robot's webhook URL (holds its token)"})
-    access_token = fields.String(
-        load_default=None, allow_none=True, load_only=True,
-        validate=validate.Length(min=1, max=200),
-        metadata={"description": "the robot's access_token, instead of webhook_url"})
-    secret = fields.String(load_default=None, allow_none=True, load_only=True,
-                           validate=validate.Length(min=1, max=200),
-                           metadata={"description": "the robot's SEC… signing secret (加签)"})
+        metadata={"description": "the robot's webhook URL (holds its token)"}))
+    access_token = credential(fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+        metadata={"description": "the robot's access_token, instead of webhook_url"}))
+    secret = credential(fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(min=1, max=200),
+                                  metadata={"description": "the robot's SEC… signing secret (加签)"}))
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **_: Any) -> None:

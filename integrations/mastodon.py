@@ -17,7 +17,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from . import http
-from .adapter import Context, Event, Outcome, RetryableError, load_config
+from .adapter import Context, Event, Outcome, RetryableError, credential, load_config
 from .messages import ANNOUNCED, AnnouncementSchema, compose, skipped
 
 PERMANENT = (401, 403, 422)
@@ -26,9 +26,8 @@ PERMANENT = (401, 403, 422)
 class MastodonConfig(AnnouncementSchema):
     instance_url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
                               metadata={"description": "e.g. https://mastodon.social"})
-    access_token = fields.String(required=True, load_only=True,
-                                 validate=validate.Length(min=1, max=500),
-                                 metadata={"description": "a token with write:statuses"})
+    access_token = credential(fields.String(required=True, validate=validate.Length(min=1, max=500),
+                                        metadata={"description": "a token with write:statuses"}))
     visibility = fields.String(load_default="public",
                                validate=validate.OneOf(["public", "unlisted", "private"]))
     language = fields.String(load_default=None, allow_none=True,

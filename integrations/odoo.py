@@ -30,7 +30,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from . import http
-from .adapter import Context, Event, Outcome, PermanentError, RetryableError, load_config
+from .adapter import (
+    Context,
+    Event,
+    Outcome,
+    PermanentError,
+    RetryableError,
+    credential,
+    load_config,
+)
 from .money import to_major
 
 DEFAULT_MODEL = "x_couponsvc.redemption"
@@ -68,8 +76,7 @@ class OdooConfig(Schema):
                      metadata={"description": "the instance, e.g. https://acme.odoo.com"})
     database = fields.String(required=True, validate=validate.Length(min=1, max=200))
     login = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    api_key = fields.String(required=True, load_only=True,
-                            validate=validate.Length(min=1, max=500))
+    api_key = credential(fields.String(required=True, validate=validate.Length(min=1, max=500)))
     uid = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1),
                          metadata={"description": "the login's user id; asked when absent"})
     model = fields.String(load_default=DEFAULT_MODEL,

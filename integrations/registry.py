@@ -21,7 +21,7 @@ from typing import Any
 from apispec.ext.marshmallow import OpenAPIConverter
 from marshmallow import Schema
 
-from .adapter import EVENT_TYPES, Adapter
+from .adapter import EVENT_TYPES, Adapter, secret_fields
 from .dingtalk import DingTalkAdapter
 from .mastodon import MastodonAdapter
 from .odoo import OdooAdapter
@@ -79,6 +79,10 @@ def conformance_problem(adapter: Any) -> str | None:
         return "its config_schema is not a marshmallow Schema class"
     if not callable(getattr(adapter, "deliver", None)):
         return "it has no deliver()"
+    readable = sorted(name for name in secret_fields(schema)
+                      if not schema._declared_fields[name].load_only)
+    if readable:
+        return f"its credentials {readable} must be load_only (declare them with credential())"
     return None
 
 

@@ -1,4 +1,4 @@
-"""`webhook`: the generic ERP adapter, Standard Webhooks as API.md specifies it.
+"""`webhook`: the generic ERP adapter, Standard Webhooks as the contract (docs/contract.md) specifies it.
 
 POST to the configured URL; the body is the event envelope `{"type", "timestamp",
 "data"}` serialised once (compact UTF-8) and sent exactly as signed; headers
@@ -23,7 +23,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validates
 
 from . import http
-from .adapter import EVENT_TYPES, Context, Event, Outcome, PermanentError, load_config
+from .adapter import EVENT_TYPES, Context, Event, Outcome, PermanentError, credential, load_config
 
 SECRET_PREFIX = "whsec_"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -50,11 +50,12 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 class WebhookConfig(Schema):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
                      metadata={"description": "the endpoint that receives the POSTs"})
-    secret = fields.String(load_default=new_secret, load_only=True,
-                           metadata={"description": "whsec_… signing secret; generated "
-                                     "when absent and shown once"})
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
-                          metadata={"description": "extra request headers"})
+    secret = credential(fields.String(load_default=new_secret,
+                                  metadata={"description": "whsec_… signing secret; generated "
+                                            "when absent and shown once"}))
+    headers = credential(fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+                                 metadata={"description": "extra request headers (they often "
+                                           "carry a token: write-only)"}))
 
     @validates("secret")
     def _check_secret(self, value: str, **_: Any) -> None:

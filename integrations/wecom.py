@@ -15,7 +15,7 @@ from urllib.parse import quote
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from . import http, robot
-from .adapter import Context, Event, Outcome, load_config
+from .adapter import Context, Event, Outcome, credential, load_config
 from .messages import ANNOUNCED, AnnouncementSchema, compose, skipped
 
 ENDPOINT = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
@@ -24,12 +24,12 @@ RETRYABLE = {45009: 60.0}
 
 
 class WeComConfig(AnnouncementSchema):
-    webhook_url = fields.Url(
+    webhook_url = credential(fields.Url(
         load_default=None, allow_none=True, schemes={"http", "https"}, require_tld=False,
-        load_only=True, metadata={"description": "the robot's webhook URL (holds its key)"})
-    key = fields.String(load_default=None, allow_none=True, load_only=True,
-                        validate=validate.Length(min=1, max=200),
-                        metadata={"description": "the robot's key, instead of webhook_url"})
+        metadata={"description": "the robot's webhook URL (holds its key)"}))
+    key = credential(fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(min=1, max=200),
+                               metadata={"description": "the robot's key, instead of webhook_url"}))
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **_: Any) -> None:

@@ -21,7 +21,9 @@ from sqlalchemy.engine import make_url
 
 from couponsvc import create_app
 from couponsvc.config import database_url
+from couponsvc.data_keys import new_key as new_data_key
 from couponsvc.extensions import db
+from couponsvc.qr.keyring import generate_private_key_text
 
 from .factories import Client
 
@@ -66,9 +68,19 @@ def database_uri(tmp_path_factory):
     admin.dispose()
 
 
+PRODUCTION_KEYS = {
+    "QR_SIGNING_KEYS": [generate_private_key_text()],
+    "DATA_KEYS": [new_data_key()],
+    "PUBLIC_URL": "http://couponsvc.test",
+}
+"""What a boot on PostgreSQL requires, made once per run (processes started by tests get
+the same through `tests.deliveries.processes.production_environment`)."""
+
+
 def make_app(database_uri: str, instance_path: str, **overrides):
     os.environ["COUPONSVC_INSTANCE_PATH"] = instance_path
     config = {
+        **({} if database_uri.startswith("sqlite") else PRODUCTION_KEYS),
         "SQLALCHEMY_DATABASE_URI": database_uri,
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": "test-secret",

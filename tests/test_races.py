@@ -32,6 +32,7 @@ from sqlalchemy import text
 from couponsvc.extensions import db
 
 from .conftest import REDIS_URL
+from .deliveries.processes import production_environment
 from .factories import Client, Shop
 from .racing import Cluster, Request, plain_postgres_url, tally, wait_until
 
@@ -66,6 +67,7 @@ def cluster(app, client, instance_path, _cluster_holder, tmp_path_factory) -> Cl
             "COUPONSVC_INSTANCE_PATH": instance_path,
             "COUPONSVC_LOOKUP_LIMIT_PER_KEY": "100000/minute",
             "COUPONSVC_LOOKUP_LIMIT_PER_ADDRESS": "100000/minute",
+            **production_environment(app),
         }
         started = Cluster(env, tmp_path_factory.mktemp("gunicorn"), count=3, workers=2, threads=8)
         _cluster_holder["cluster"] = started  # before start(): a half-started cluster is stopped too
@@ -410,7 +412,7 @@ def test_concurrent_redeems_with_one_idempotency_key_redeem_once(app, client, cl
 
 @pytest.mark.postgresql
 def test_replayed_concurrent_redeems_record_no_refusals(app, client, cluster):
-    """A replay "changes nothing" (API.md): retries of one successful scan are not
+    """A replay "changes nothing" (the contract): retries of one successful scan are not
     refusals, so the manager's log of refused attempts must stay empty."""
     shop, coupon, replies = _idempotent_redeem_race(client, cluster)
 

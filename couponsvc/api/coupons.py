@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import Campaign, Coupon, Revocation
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr import render
+from ..qr.keyring import UnknownKeyError
 from ..qr_keys import coupon_payload, keyring
 from ..ratelimit import guarded_lookup
 from ..timeutil import utcnow
@@ -59,7 +60,11 @@ def _qr_response(code: str, scale: int | None, kind: str) -> Response:
     """The coupon's QR image; public (a buyer's phone loads it), cacheable forever."""
     with guarded_lookup(None):
         coupon = _public_coupon(code)
-    payload = coupon_payload(coupon, db.session.get(Campaign, coupon.campaign_id).qr_kid)
+    try:
+        payload = coupon_payload(coupon, db.session.get(Campaign, coupon.campaign_id).qr_kid)
+    except UnknownKeyError:
+        raise DomainError("invalid_state", "the key that signed this deal's coupons was removed; "
+                          "their QR codes cannot be drawn again") from None
     scale = scale or render.DEFAULT_SCALE
     etag = hashlib.sha256(f"{kind}:{scale}:{payload}".encode()).hexdigest()[:32]
     if etag in request.if_none_match:

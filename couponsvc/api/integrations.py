@@ -10,9 +10,11 @@ from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..deliveries import manage
 from ..extensions import db
+from ..integration_credentials import full_config
 from ..models import Delivery, DeliveryAttempt, Event, Integration
 from ..principal import MANAGER, PLATFORM
 from .bearer import current_principal, requires
+from ..qr_keys import data_keys
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.integrations import (
@@ -56,10 +58,10 @@ class Integrations(MethodView):
     def post(self, data, merchant_id):
         """A webhook integration answers its signing `secret` here, once."""
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        integration = manage.create_integration(db.session, merchant, **data)
+        integration = manage.create_integration(db.session, merchant, keys=data_keys(), **data)
         shown = _integration(integration)
-        if "secret" in integration.config:
-            shown["secret"] = integration.config["secret"]
+        if integration.adapter == "webhook":  # its generated signing secret, this once
+            shown["secret"] = full_config(integration, data_keys())["secret"]
         return shown
 
 
@@ -77,7 +79,7 @@ class IntegrationById(MethodView):
     def patch(self, changes, integration_id):
         """Change config, events, timeout; `status: active` re-enables a disabled integration."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
-        return _integration(manage.update_integration(db.session, integration, changes))
+        return _integration(manage.update_integration(db.session, integration, changes, data_keys()))
 
 
 @blp.route("/integrations/<integration_id>/test")

@@ -9,7 +9,7 @@ from flask import current_app, request
 
 from .. import codes
 from ..models import Coupon
-from ..qr_keys import qr_payload
+from ..qr_keys import shown_payload
 
 
 def base_url() -> str:
@@ -23,7 +23,7 @@ def qr_url(code: str) -> str:
 def issued_coupon(code: str, status: str, campaign_id: str, valid_until: datetime,
                   kid: str | None) -> dict[str, Any]:
     return {"code": code, "display": codes.display(code), "status": status, "qr_url": qr_url(code),
-            "qr_payload": qr_payload(code, campaign_id, valid_until, kid)}
+            "qr_payload": shown_payload(code, campaign_id, valid_until, kid)}
 
 
 def coupon_dict(coupon: Coupon, now: datetime, kid: str | None, redemptions=None) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def coupon_dict(coupon: Coupon, now: datetime, kid: str | None, redemptions=None
         "uses_left": coupon.uses_left, "valid_from": coupon.valid_from,
         "valid_until": coupon.valid_until, "campaign_id": coupon.campaign_id,
         "order_id": coupon.order_id, "qr_url": qr_url(coupon.code),
-        "qr_payload": qr_payload(coupon.code, coupon.campaign_id, coupon.valid_until, kid),
+        "qr_payload": shown_payload(coupon.code, coupon.campaign_id, coupon.valid_until, kid),
     }
     if redemptions is not None:
         data["redemptions"] = redemptions

@@ -12,6 +12,7 @@ integration cannot starve the others on a shared worker.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,12 +23,17 @@ from sqlalchemy.orm import Session
 
 from integrations.adapter import Context
 
+from .. import integration_credentials as credentials
 from ..adapters import http_session
+from ..data_keys import DataKeyError
 from ..models import Integration
 from ..outbox.wakeup import LOCK_TTL, drains, wake
+from ..qr_keys import data_keys
 from ..timeutil import utcnow
 from . import batch, health
 from .attempt import Attempt, attempt
+
+log = logging.getLogger(__name__)
 
 BATCH = 100
 BUDGET = 5.0  # seconds of calls per drain job before it hands over
@@ -36,8 +42,8 @@ KEEP_EVERY = 1.0  # seconds between extensions of the lock while calling
 RECORD_EVERY = 1.0  # seconds of calls after which a round records what it has so far
 
 
-_INTEGRATION = select(Integration.status, Integration.adapter, Integration.config, Integration.timeout,
-                      Integration.failing_since).where(Integration.id == bindparam("id"))
+_INTEGRATION = select(Integration.status, Integration.adapter, Integration.config, Integration.credentials,
+                      Integration.timeout, Integration.failing_since).where(Integration.id == bindparam("id"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
     if integration is None or integration.status != "active":
         session.rollback()
         return Round(0, False)
+    try:  # decrypted once a round, kept in memory only
+        config = credentials.unseal(integration.config, integration.credentials, data_keys())
+    except DataKeyError:
+        log.error("integration %s: no data key decrypts its credentials; its deliveries wait", integration_id)
+        session.rollback()
+        return Round(0, False)
     timeout, was_failing = integration.timeout, integration.failing_since is not None
     now = utcnow()
     lease = now + timedelta(seconds=max(0.0, deadline - time.monotonic()) + timeout + LEASE_MARGIN)
@@ -97,7 +109,7 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
                 break
             kept = clock
         unrecorded.append(attempt(item.delivery_id, item.number, integration.adapter, item.event,
-                                  integration.config, context))
+                                  config, context))
         made += 1
         if unrecorded[-1].result == "disabled":  # 410 Gone: no more calls to this receiver
             stopped = True

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from integrations.targets import TargetRefused, check_url
 
+from .. import integration_credentials as credentials
 from ..adapters import adapter_named
+from ..data_keys import DataKeys
 from ..errors import DomainError
 from ..models import Delivery, Integration, Merchant, Subscription
 from ..outbox.emit import emit_to
@@ -24,22 +26,25 @@ MAX_TIMEOUT = 60.0
 
 
 def create_integration(session: Session, merchant: Merchant, *, adapter: str, config: dict[str, Any],
-                       events: list[str] | None, timeout: float = 15.0) -> Integration:
+                       events: list[str] | None, keys: DataKeys, timeout: float = 15.0) -> Integration:
+    """The new integration, its credentials encrypted under `keys`."""
     chosen = _adapter(adapter)
     integration = Integration(merchant_id=merchant.id, adapter=adapter, status="active",
-                              config=_load_config(chosen, config), events=_events(chosen, events),
-                              timeout=_timeout(timeout))
+                              events=_events(chosen, events), timeout=_timeout(timeout))
+    credentials.store(integration, chosen, _load_config(chosen, config), keys)
     session.add(integration)
     session.flush()
     _subscribe(session, integration)
     return integration
 
 
-def update_integration(session: Session, integration: Integration, changes: dict[str, Any]) -> Integration:
+def update_integration(session: Session, integration: Integration, changes: dict[str, Any],
+                       keys: DataKeys) -> Integration:
     chosen = _adapter(integration.adapter)
     if "config" in changes:
-        merged = {**integration.config, **changes["config"]}  # keep secrets not sent again
-        integration.config = _load_config(chosen, merged)
+        # keep credentials not sent again
+        merged = {**credentials.full_config(integration, keys), **changes["config"]}
+        credentials.store(integration, chosen, _load_config(chosen, merged), keys)
     if "events" in changes:
         integration.events = _events(chosen, changes["events"])
         _subscribe(session, integration)

@@ -62,6 +62,10 @@ def generate_private_key_text() -> str:
     )
 
 
+class UnknownKeyError(LookupError):
+    """No signing key of the ring has this kid (its private half was removed)."""
+
+
 class KeyRing:
     """Signing keys (the first is current) plus verify-only public keys."""
 
@@ -118,12 +122,16 @@ class KeyRing:
         return list(self._public)
 
     def sign(self, message: bytes, kid: str | None = None) -> str:
-        """The base64url signature of `message` by key `kid`, or by the current key.
+        """The base64url signature of `message` by key `kid` (None: the current key).
 
-        An unknown `kid` (a key since retired) signs with the current key. Ed25519 is
-        deterministic: the same key and message always give the same signature.
+        A `kid` whose private key is not in the ring raises UnknownKeyError: signing
+        with another key would hand out a second, different payload for the same
+        coupon. Ed25519 is deterministic: the same key and message always give the
+        same signature.
         """
-        key = self._private.get(kid or self._current, self._private[self._current])
+        key = self._private.get(kid or self._current)
+        if key is None:
+            raise UnknownKeyError(f"no signing key has the kid {kid!r}")
         return b64url_encode(key.sign(message))
 
     def verify(self, message: bytes, signature_b64: str) -> str | None:

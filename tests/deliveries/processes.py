@@ -120,6 +120,17 @@ class RedisServer:
 
 
 # -------------------------------------------------------------------------- workers --
+def production_environment(app) -> dict[str, str]:
+    """The settings a boot on PostgreSQL requires, as the test app has them, so that another
+    process signs, encrypts and links as the test app does (on SQLite: the keys under
+    the shared instance path)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return {}
+    return {"COUPONSVC_QR_SIGNING_KEYS": ",".join(app.config["QR_SIGNING_KEYS"]),
+            "COUPONSVC_DATA_KEYS": ",".join(app.config["DATA_KEYS"]),
+            "COUPONSVC_PUBLIC_URL": app.config["PUBLIC_URL"]}
+
+
 def worker_environment(app, instance_path: str, redis_url: str, **extra: str) -> dict[str, str]:
     """The environment of a `couponsvc worker` serving the test app's database."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -136,6 +147,7 @@ def worker_environment(app, instance_path: str, redis_url: str, **extra: str) ->
         "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS": "1",
         "COUPONSVC_SWEEP_INTERVAL": "1",
         "PYTHONUNBUFFERED": "1",
+        **production_environment(app),
         **extra,
     }
 

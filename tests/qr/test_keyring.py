@@ -98,14 +98,20 @@ def test_rotation_keeps_old_signatures_verifiable():
     assert [k["kid"] for k in after.jwks()["keys"]] == [after.current_kid, before.current_kid]
 
 
-def test_sign_with_a_named_key_and_fall_back_for_an_unknown_one():
+def test_sign_with_a_named_key_and_refuse_an_unknown_one():
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     ring = KeyRing([new, old])
     old_kid = keyring.kid_of(old.public_key())
     assert ring.sign(MESSAGE, kid=old_kid) == KeyRing([old]).sign(MESSAGE)
     assert ring.verify(MESSAGE, ring.sign(MESSAGE, kid=old_kid)) == old_kid
-    assert ring.sign(MESSAGE, kid="retiredkid00") == ring.sign(MESSAGE)
     assert ring.sign(MESSAGE, kid=None) == KeyRing([new]).sign(MESSAGE)
+    with pytest.raises(keyring.UnknownKeyError):
+        ring.sign(MESSAGE, kid="retiredkid00")
+    # a key kept only as a public key verifies its coupons but signs nothing
+    verify_only = KeyRing([new], [old.public_key()])
+    assert verify_only.verify(MESSAGE, ring.sign(MESSAGE, kid=old_kid)) == old_kid
+    with pytest.raises(keyring.UnknownKeyError):
+        verify_only.sign(MESSAGE, kid=old_kid)
 
 
 def test_verify_only_public_keys_verify():
@@ -115,8 +121,9 @@ def test_verify_only_public_keys_verify():
     retired_kid = keyring.kid_of(retired.public_key())
     assert ring.verify(MESSAGE, signature) == retired_kid
     assert retired_kid in ring.kids
-    # It cannot sign: naming it signs with the current key.
-    assert ring.verify(MESSAGE, ring.sign(MESSAGE, kid=retired_kid)) == ring.current_kid
+    # It cannot sign, and naming it never signs with another key.
+    with pytest.raises(keyring.UnknownKeyError):
+        ring.sign(MESSAGE, kid=retired_kid)
 
 
 def test_jwks_lists_every_key_as_an_okp_jwk():
