@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Flask
 
-from couponsvc.event_log import assign_positions, unpositioned_count
 from couponsvc.extensions import db
+from couponsvc.outbox.positions import assign_positions, unpositioned_count
 from couponsvc.principal import create_key
 
 _counter = itertools.count(1)

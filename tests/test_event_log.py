@@ -7,9 +7,10 @@ import time
 import pytest
 from sqlalchemy.orm import Session
 
-from couponsvc.event_log import assign_positions, read_events, unpositioned_count
-from couponsvc.events import emit
 from couponsvc.extensions import db
+from couponsvc.outbox.emit import emit
+from couponsvc.outbox.feed import read_events
+from couponsvc.outbox.positions import assign_positions, unpositioned_count
 
 
 def _emit_in_own_transaction(app, type_="ping"):

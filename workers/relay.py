@@ -1,10 +1,12 @@
-"""The outbox relay's periodic work: wake integrations with due deliveries, close campaigns at sales end."""
+"""The outbox relay's periodic work: number new events and wake integrations with due deliveries;
+close campaigns at sales end."""
 
 from __future__ import annotations
 
 from couponsvc import campaigns
 from couponsvc.deliveries.sweep import wake_due
 from couponsvc.extensions import db
+from couponsvc.outbox.positions import assign_positions
 
 from . import queues
 from .job import job
@@ -12,6 +14,10 @@ from .job import job
 
 @job(queues.DEFAULT)
 def sweep() -> int:
+    """Number the events committed since the last sweep (`GET /events` only reads), then
+    wake the integrations with due deliveries; the number of drains started."""
+    assign_positions(db.session)
+    db.session.commit()
     return wake_due(db.session)
 
 

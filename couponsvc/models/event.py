@@ -33,7 +33,7 @@ class Event(Base):
     reader paging by `seq` could step past a row that commits later. `position` is
     given only to rows whose transaction is older than every running one
     (`txid < pg_snapshot_xmin`), in one sequencer at a time, so paging by
-    `position` never skips a row. See `couponsvc.event_log`.
+    `position` never skips a row. See `couponsvc.outbox.positions`.
     """
 
     __tablename__ = "events"
