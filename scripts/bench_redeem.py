@@ -979,6 +979,10 @@ def open_run(args: argparse.Namespace, name: str, load: str, *, default_db_url: 
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
            "COUPONSVC_INSTANCE_PATH": str(out / "instance"), "PYTHONUNBUFFERED": "1"}
+    # what a boot on PostgreSQL requires (docs/security.md); these two commands need no configuration
+    for variable, command in (("COUPONSVC_QR_SIGNING_KEYS", "new-qr-key"), ("COUPONSVC_DATA_KEYS", "new-data-key")):
+        env[variable] = os.environ.get(variable) or run_cli([command], {"PATH": os.environ.get("PATH", "")}).strip()
+    env["COUPONSVC_PUBLIC_URL"] = os.environ.get("COUPONSVC_PUBLIC_URL") or "http://couponsvc.bench"
     return Run(out, tag, db_url, redis_url, env)
 
 
