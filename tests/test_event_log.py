@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from couponsvc.extensions import db
@@ -71,3 +72,39 @@ def test_a_rolled_back_event_never_appears(app):
 def test_bad_cursor_is_a_validation_error(client):
     refused = client.get("events", query_string={"after": "abc"})
     assert refused.status_code == 422 and refused.get_json()["code"] == "validation_error"
+
+
+def test_get_events_writes_nothing_and_the_relay_sweep_numbers_what_it_shows(app, client):
+    from workers.relay import sweep
+
+    with app.app_context():
+        for n in range(3):
+            emit(db.session, "ping", merchant_id=None, data={"n": n})
+        db.session.commit()
+        engine = db.engine
+    writes: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        words = statement.lstrip().split(None, 1)
+        if (words and words[0].upper() in ("INSERT", "UPDATE", "DELETE")) \
+                or "nextval" in statement or "advisory" in statement:
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        unnumbered = client.ok(client.get("events"))
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert writes == []
+    assert unnumbered["data"] == []  # nothing numbered them yet: not the request
+
+    deadline = time.monotonic() + 20  # another writer of the cluster may hold the numbering back
+    while True:
+        with app.app_context():
+            sweep()
+            left = unpositioned_count(db.session)
+            db.session.remove()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [e["data"]["n"] for e in client.ok(client.get("events"))["data"]] == [0, 1, 2]
