@@ -33,7 +33,9 @@ def sample_event(type_: str):
     return make_event(type_, {"merchant_id": "mer_1"})
 
 
-def assert_conforms(adapter: Adapter, raw_config: dict, receiver) -> None:
+def assert_conforms(adapter: Adapter, raw_config: dict, receiver, service=None) -> None:
+    """`service`, when given, answers the receiver's requests as the adapter's real service
+    would (a `Receiver.handler`); otherwise every request gets a 200 with `UNIVERSAL_OK`."""
     assert conformance_problem(adapter) is None
     assert isinstance(adapter, Adapter)
     assert adapter.kind in ("erp", "social")
@@ -54,15 +56,14 @@ def assert_conforms(adapter: Adapter, raw_config: dict, receiver) -> None:
 
     context = Context(timeout=2.0)
     receiver.default.body = json.dumps(UNIVERSAL_OK).encode()
+    receiver.handler = service
     outcome = adapter.deliver(make_event(), config, context)
     assert isinstance(outcome, Outcome) and outcome.status_code is not None, "ping must call"
 
-    for type_ in sorted(adapter.events):
-        try:
-            result = adapter.deliver(sample_event(type_), config, context)
-        except DeliveryError:
-            continue
-        assert isinstance(result, Outcome)
+    failures = {type_: problem for type_ in sorted(adapter.events)
+                if (problem := _delivery_problem(adapter, type_, config, context, receiver))}
+    assert not failures, (f"{adapter.name} fails events it declares, "
+                          f"to a service that accepts them: {failures}")
 
     receiver.handler = None
     receiver.answer(410, "gone")
@@ -83,3 +84,20 @@ def assert_conforms(adapter: Adapter, raw_config: dict, receiver) -> None:
     with pytest.raises(PermanentError, match="target refused"):
         adapter.deliver(make_event(), config, Context(allow_private_targets=False))
     assert len(receiver.requests) == before
+
+
+def _delivery_problem(adapter: Adapter, type_: str, config: dict, context: Context,
+                      receiver) -> str | None:
+    """Why delivering a sample `type_` event did not reach the service and succeed, or None."""
+    before = len(receiver.requests)
+    try:
+        result = adapter.deliver(sample_event(type_), config, context)
+    except DeliveryError as error:
+        return f"{type(error).__name__}: {error}"
+    if not isinstance(result, Outcome):
+        return f"answered {result!r}, not an Outcome"
+    if len(receiver.requests) == before:
+        return f"made no call ({result.excerpt!r})"
+    if result.status_code is None or not 200 <= result.status_code < 300:
+        return f"answered status {result.status_code}"
+    return None
