@@ -5,14 +5,24 @@ and queues a job; `issue_bulk` writes the codes in chunks of `CHUNK`, each chunk
 one transaction, so a million codes take a few dozen round trips, not a million.
 On PostgreSQL a chunk is COPYed into a temporary table and moved into `coupons`
 with `ON CONFLICT DO NOTHING`; a code that already exists is simply drawn again.
+
+A job is written once however often it runs. A run claims it (`claims` + 1, a lease
+of `LEASE`) with one conditional UPDATE, so a second run finds it held and does
+nothing; each chunk moves `done` on only if the run still holds the claim and `done`
+is what it read, in the chunk's own transaction, so a run that lost its lease (a
+worker stopped too long) writes nothing more. `lost_jobs` and `requeue_lost` are the
+bulk sweep: a job queued whose enqueue was lost (Redis down at the commit, or
+restarted empty) or a job whose run died is queued again under `run_id`, an RQ job
+id unique per claim, so a job still in Redis is not queued twice.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from . import codes
@@ -22,15 +32,21 @@ from .events import emit
 from .issuance import coupon_insert, coupon_row
 from .jobs import enqueue
 from .models import Campaign, Coupon, Job
+from .tasks import ISSUE_BULK
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 CHUNK = 100_000
-JOB = "workers.bulk.issue_bulk"
+KIND = "bulk_issue"
+LEASE = timedelta(minutes=5)  # renewed with every chunk; a chunk takes seconds
 
 
-def request_bulk(session: Session, campaign: Campaign, count: int) -> Job:
+def request_bulk(session: Session, campaign: Campaign, count: int, *, limit: int) -> Job:
+    """Reserve `count` codes and queue their job; `limit` is `COUPONSVC_BULK_MAX`."""
+    if count > limit:
+        raise DomainError("validation_error", f"count must be at most {limit}",
+                          errors={"count": [f"Must be at most {limit}."]})
     if campaign.status not in Campaign.OPEN:
         raise DomainError("campaign_not_on_sale", f"coupons of a {campaign.status} campaign cannot be issued")
     reserved = session.execute(
@@ -46,21 +62,76 @@ def request_bulk(session: Session, campaign: Campaign, count: int) -> Job:
         if campaign.status not in Campaign.OPEN:
             raise DomainError("campaign_not_on_sale")
         raise DomainError("sold_out", f"{(campaign.max_coupons or 0) - campaign.issued} coupons left")
-    job = Job(kind="bulk_issue", merchant_id=campaign.merchant_id, campaign_id=campaign.id,
+    job = Job(kind=KIND, merchant_id=campaign.merchant_id, campaign_id=campaign.id,
               requested=count)
     session.add(job)
     session.flush()
-    after_commit(session, partial(enqueue, JOB, job.id, queue="bulk", job_id=f"bulk-{job.id}"))
+    after_commit(session, partial(enqueue, ISSUE_BULK, job.id, job_id=run_id(job.id, 0)))
     return job
 
 
-def issue_bulk(session: Session, job_id: str) -> Job:
-    """Write the job's codes; safe to run again after a crash (it resumes from `done`)."""
-    job = session.get(Job, job_id)
-    if job is None or job.status == "succeeded":
-        return job
-    job.status, job.started_at = "running", job.started_at or utcnow()
+def run_id(job_id: str, claims: int) -> str:
+    """The RQ job id of the run that will make claim `claims` + 1 on the job."""
+    return f"bulk-{job_id}-{claims}"
+
+
+def lost_jobs(session: Session) -> list[tuple[str, int]]:
+    """(job id, claims) of every bulk job no run holds: queued, or running with its
+    lease run out. A queued job may still be in Redis; `run_id` tells them apart."""
+    now = utcnow()
+    found = session.execute(
+        select(Job.id, Job.claims)
+        .where(Job.kind == KIND, or_(Job.status == "queued",
+                                     and_(Job.status == "running", Job.lease_until < now)))
+        .order_by(Job.created_at)
+    ).all()
+    session.rollback()
+    return [(row.id, row.claims) for row in found]
+
+
+def requeue_lost(session: Session) -> int:
+    """The bulk sweep: queue every lost job again; the number queued (an RQ job that is
+    still there, under the same run id, is not queued twice)."""
+    return sum(enqueue(ISSUE_BULK, job_id, job_id=run_id(job_id, claims))
+               for job_id, claims in lost_jobs(session))
+
+
+def _claim(session: Session, job_id: str) -> int | None:
+    """Take the job for this run: its claim number, or None when it is done, failed
+    or held by a live run."""
+    now = utcnow()
+    claims = session.execute(
+        update(Job)
+        .where(Job.id == job_id, or_(Job.status == "queued",
+                                     and_(Job.status == "running", Job.lease_until < now)))
+        .values(status="running", claims=Job.claims + 1, lease_until=now + LEASE,
+                started_at=func.coalesce(Job.started_at, now))
+        .returning(Job.claims)
+        .execution_options(synchronize_session=False)
+    ).scalar()
     session.commit()
+    return claims
+
+
+def _advance(session: Session, job_id: str, claims: int, done: int, written: int) -> bool:
+    """Count a chunk written in this transaction, if this run still holds the job."""
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claims == claims, Job.done == done)
+        .values(done=done + written, lease_until=utcnow() + LEASE)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return moved is not None
+
+
+def issue_bulk(session: Session, job_id: str) -> Job | None:
+    """Write the job's codes, once however many runs are queued; a run after a crash
+    resumes from `done`."""
+    claims = _claim(session, job_id)
+    job = session.get(Job, job_id, populate_existing=True)
+    if claims is None:
+        return job
     try:
         while job.done < job.requested:
             campaign = session.get(Campaign, job.campaign_id, populate_existing=True)
@@ -73,21 +144,28 @@ def issue_bulk(session: Session, job_id: str) -> Job:
             template = coupon_row(campaign, status=status, order_id=None, now=utcnow())
             size = min(CHUNK, job.requested - job.done)
             written = _write_chunk(session, template, size)
-            job.done += written
+            if not _advance(session, job_id, claims, job.done, written):
+                session.rollback()  # another run holds the job now: these codes were never written
+                log.warning("bulk job %s: claim %s was taken over", job_id, claims)
+                return session.get(Job, job_id, populate_existing=True)
             emit(session, "coupon.issued", merchant_id=campaign.merchant_id, data={
                 "campaign_id": campaign.id, "job_id": job.id, "count": written,
-                "issued_so_far": job.done, "requested": job.requested, "status": status,
+                "issued_so_far": job.done + written, "requested": job.requested, "status": status,
             })
             session.commit()
+            job = session.get(Job, job_id, populate_existing=True)
     except Exception as error:
         session.rollback()
         job = session.get(Job, job_id, populate_existing=True)
+        if job.claims != claims:
+            return job
         _release(session, job)
         job.status, job.error, job.finished_at = "failed", str(error)[:1000], utcnow()
+        job.lease_until = None
         session.commit()
         log.exception("bulk job %s failed", job_id)
         return job
-    job.status, job.finished_at = "succeeded", utcnow()
+    job.status, job.finished_at, job.lease_until = "succeeded", utcnow(), None
     session.commit()
     return job
 

@@ -1,9 +1,10 @@
 """Sending work to the background: RQ on Redis, or a thread inside this process.
 
-Jobs are named by dotted path (`workers.bulk.issue_bulk`) so the web app never
-imports `workers/`. With `REDIS_URL` set they go to RQ (`couponsvc worker` runs
-them); without it they run on background threads of the serving process, after
-the response, so the embedded default works with nothing else running.
+A job is a run of a task declared in `tasks.py` (name, queue, function by dotted
+path), so the web app never imports `workers/`. With `REDIS_URL` set jobs go to RQ
+(`couponsvc worker` runs them); without it they run on background threads of the
+serving process, after the response, so the embedded default works with nothing else
+running.
 Call `enqueue` through `after_commit`, never before the commit.
 """
 
@@ -17,9 +18,10 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from .tasks import Task
+
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "default"
 _TICKER_LOCK = threading.Lock()
 
 
@@ -43,24 +45,25 @@ class JobRunner:
             self._redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return self._redis
 
-    def enqueue(self, func_path: str, *args: Any, queue: str = DEFAULT_QUEUE,
-                job_id: str | None = None, timeout: int = 3600) -> bool:
-        """Queue a job; False when a job with `job_id` already exists.
+    def enqueue(self, task: Task, *args: Any, job_id: str | None = None) -> bool:
+        """Queue a run of `task`; False when a job with `job_id` already exists.
 
         A `job_id` makes the enqueue unique: a periodic job's slot is queued once, however
         many workers' tickers ask for it.
         """
+        if not isinstance(task, Task):
+            raise TypeError(f"enqueue a task declared in couponsvc.tasks, not {task!r}")
         if self.in_process:
-            self._submit_here(func_path, args)
+            self._submit_here(task.function, args)
             return True
         from rq import Queue
         from rq.exceptions import DuplicateJobError
 
-        rq_queue = Queue(queue, connection=self.redis())
-        options = {"job_id": job_id, "unique": job_id is not None, "job_timeout": timeout,
+        rq_queue = Queue(task.queue, connection=self.redis())
+        options = {"job_id": job_id, "unique": job_id is not None, "job_timeout": task.timeout,
                    "failure_ttl": 7 * 86400, "result_ttl": 600}
         try:
-            rq_queue.enqueue(func_path, *args, **options)
+            rq_queue.enqueue(task.function, *args, **options)
         except DuplicateJobError:
             return False
         return True
@@ -126,8 +129,8 @@ def runner(app: Flask | None = None) -> JobRunner:
     return (app or current_app).extensions["couponsvc.jobs"]
 
 
-def enqueue(func_path: str, *args: Any, **options: Any) -> bool:
-    return runner().enqueue(func_path, *args, **options)
+def enqueue(task: Task, *args: Any, job_id: str | None = None) -> bool:
+    return runner().enqueue(task, *args, job_id=job_id)
 
 
 def queue_ping(app: Flask) -> str:

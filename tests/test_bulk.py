@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 
 import pytest
 from rq import Queue, SimpleWorker
+from sqlalchemy import func, select
 
 from couponsvc import bulk, codes
+from couponsvc.extensions import db
 from couponsvc.jobs import runner
+from couponsvc.models import Coupon, Job
 from tests.factories import Shop
+from workers import bulk as bulk_jobs
 
 
 def _work_off(app):
@@ -89,3 +94,106 @@ def test_a_scanner_cannot_bulk_issue(client):
     shop = Shop(client)
     refused = client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 5}, key=shop.scanner)
     assert refused.status_code == 403 and refused.get_json()["code"] == "forbidden"
+
+
+def _coupons(app) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(Coupon)).scalar()
+
+
+def test_a_bulk_job_whose_enqueue_was_lost_is_run_by_the_sweep(client, app, monkeypatch):
+    """Redis restarted empty after the 202: the bulk sweep (a periodic job of every
+    worker) finds the queued job and queues it again; it runs once, however often swept."""
+    monkeypatch.setattr(bulk, "CHUNK", 300)
+    shop = Shop(client, max_coupons=2000)
+    job = client.ok(client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 1000},
+                                key=shop.manager), 202)
+    runner(app).redis().flushall()  # the enqueue is lost
+    _work_off(app)
+    assert _coupons(app) == 0
+    assert client.ok(client.get(f"jobs/{job['id']}", key=shop.manager))["status"] == "queued"
+
+    with app.app_context():
+        assert bulk_jobs.sweep() == 1
+        assert bulk_jobs.sweep() == 0  # already queued under the same run id: not twice
+    _work_off(app)
+    done = client.ok(client.get(f"jobs/{job['id']}", key=shop.manager))
+    assert done["status"] == "succeeded" and done["done"] == 1000
+    with app.app_context():
+        assert bulk_jobs.sweep() == 0  # a finished job is not lost
+    _work_off(app)
+    assert len(_export(client, shop)) == _coupons(app) == 1000
+    assert sum(e["data"]["count"] for e in client.events(type="coupon.issued")
+               if e["data"].get("job_id") == job["id"]) == 1000
+
+
+def test_a_bulk_job_whose_worker_died_is_taken_over_after_its_lease(client, app, monkeypatch):
+    monkeypatch.setattr(bulk, "CHUNK", 300)
+    shop = Shop(client, max_coupons=2000)
+    job = client.ok(client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 1000},
+                                key=shop.manager), 202)
+    runner(app).redis().flushall()
+    with app.app_context():  # a run claimed it, wrote nothing, and died: its lease ran out
+        db.session.get(Job, job["id"]).status = "running"
+        db.session.get(Job, job["id"]).claims = 1
+        db.session.get(Job, job["id"]).lease_until = bulk.utcnow() - bulk.LEASE
+        db.session.commit()
+        assert bulk.lost_jobs(db.session) == [(job["id"], 1)]
+        assert bulk_jobs.sweep() == 1
+    _work_off(app)
+    done = client.ok(client.get(f"jobs/{job['id']}", key=shop.manager))
+    assert done["status"] == "succeeded" and done["done"] == 1000
+    assert len(_export(client, shop)) == 1000
+
+
+def test_a_second_run_while_the_first_holds_the_job_issues_nothing(client, app, monkeypatch):
+    """Two runs of one job at once (the sweep's and the original, say): the first claims
+    it; the second, started while the first is between claim and first chunk, does nothing."""
+    monkeypatch.setattr(bulk, "CHUNK", 300)
+    shop = Shop(client, max_coupons=2000)
+    job = client.ok(client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 1000},
+                                key=shop.manager), 202)
+    first_started, second_done = threading.Event(), threading.Event()
+    write_chunk = bulk._write_chunk
+
+    def paused(session, template, size):
+        if threading.current_thread().name == "first-run" and not first_started.is_set():
+            first_started.set()
+            assert second_done.wait(60)
+        return write_chunk(session, template, size)
+
+    monkeypatch.setattr(bulk, "_write_chunk", paused)
+
+    def first_run():
+        with app.app_context():
+            bulk.issue_bulk(db.session, job["id"])
+            db.session.remove()
+
+    first = threading.Thread(target=first_run, name="first-run")
+    first.start()
+    try:
+        assert first_started.wait(60)
+        with app.app_context():
+            bulk.issue_bulk(db.session, job["id"])
+            db.session.remove()
+    finally:
+        second_done.set()
+        first.join(60)
+    done = client.ok(client.get(f"jobs/{job['id']}", key=shop.manager))
+    assert done["status"] == "succeeded" and done["done"] == 1000
+    assert len(_export(client, shop)) == _coupons(app) == 1000
+    campaign = client.ok(client.get(f"campaigns/{shop.campaign['id']}"))
+    assert campaign["issued"] == 1000
+
+
+@pytest.mark.config(BULK_MAX=100)
+def test_bulk_count_above_the_bulk_max_setting_is_refused(client):
+    shop = Shop(client)
+    refused = client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 101}, key=shop.manager)
+    assert refused.status_code == 422
+    problem = refused.get_json()
+    assert problem["code"] == "validation_error" and "100" in problem["detail"]
+    assert problem["errors"] == {"count": ["Must be at most 100."]}
+    client.ok(client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 100},
+                          key=shop.manager), 202)
+    assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["issued"] == 100

@@ -1,1 +1,1 @@
-"""Background work: RQ jobs, the queue names, and (issue #3) the outbox relay."""
+"""Background work: the RQ jobs that implement the tasks of `couponsvc.tasks`, the worker, the periodic ticker."""

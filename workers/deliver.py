@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from couponsvc import tasks
 from couponsvc.deliveries.drain import drain as drain_integration
 from couponsvc.extensions import db
 
-from . import queues
 from .job import job
 
 
-@job(queues.DELIVERIES)
+@job(tasks.DRAIN)
 def drain(integration_id: str, token: str) -> int:
     return drain_integration(db.session, integration_id, token)

@@ -1,8 +1,9 @@
-"""The one `job` decorator: a task names its queue; the app context is set up for it.
+"""The one `job` decorator: a function implements a task declared in `couponsvc.tasks`.
 
-RQ imports a job by its dotted path and calls it in the worker process, where
-`couponsvc worker` has already pushed an application context. Called directly
-(the in-process runner, tests) the function simply runs.
+RQ imports a job by the dotted path its declaration names and calls it in the worker
+process, where `couponsvc worker` has already pushed an application context. Called
+directly (the in-process runner, tests) the function simply runs. The decorator
+refuses a function that is not the one its task names, at import.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from functools import wraps
 from typing import Any
 
 from couponsvc.extensions import db
+from couponsvc.tasks import Task
 
-from . import queues
 
-
-def job(queue: str = queues.DEFAULT) -> Callable:
-    if queue not in queues.ALL:
-        raise ValueError(f"unknown queue {queue!r}")
-
+def job(task: Task) -> Callable:
     def decorator(fn: Callable) -> Callable:
+        path = f"{fn.__module__}.{fn.__qualname__}"
+        if path != task.function:
+            raise ValueError(f"task {task.name} is declared as {task.function}, not {path}")
+
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -28,8 +29,7 @@ def job(queue: str = queues.DEFAULT) -> Callable:
             finally:
                 db.session.remove()
 
-        wrapper.queue = queue
-        wrapper.path = f"{fn.__module__}.{fn.__qualname__}"
+        wrapper.task = task
         return wrapper
 
     return decorator

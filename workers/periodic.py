@@ -15,19 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from couponsvc import tasks
+from couponsvc.tasks import Task
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Periodic:
     name: str
-    func_path: str
+    task: Task
     every: int  # seconds
-    queue: str = "default"
 
     @property
     def definition_hash(self) -> str:
-        text = f"{self.name}|{self.func_path}|{self.every}|{self.queue}"
+        text = f"{self.name}|{self.task.function}|{self.every}|{self.task.queue}"
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def job_id(self, now: float) -> str:
@@ -36,8 +38,9 @@ class Periodic:
 
 def schedule(config) -> tuple[Periodic, ...]:
     return (
-        Periodic("relay-sweep", "workers.relay.sweep", config["SWEEP_INTERVAL"]),
-        Periodic("close-due", "workers.relay.close_due", 60),
+        Periodic("relay-sweep", tasks.RELAY_SWEEP, config["SWEEP_INTERVAL"]),
+        Periodic("bulk-sweep", tasks.BULK_SWEEP, config["SWEEP_INTERVAL"]),
+        Periodic("close-due", tasks.CLOSE_DUE, 60),
     )
 
 
@@ -50,7 +53,7 @@ def tick(jobs: tuple[Periodic, ...], enqueue: Callable[..., bool], now: float,
         job_id = periodic.job_id(now)
         if seen.get(periodic.name) == job_id:
             continue
-        if enqueue(periodic.func_path, queue=periodic.queue, job_id=job_id, timeout=600):
+        if enqueue(periodic.task, job_id=job_id):
             queued.append(job_id)
         seen[periodic.name] = job_id
     return queued

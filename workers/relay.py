@@ -3,16 +3,15 @@ close campaigns at sales end."""
 
 from __future__ import annotations
 
-from couponsvc import campaigns
+from couponsvc import campaigns, tasks
 from couponsvc.deliveries.sweep import wake_due
 from couponsvc.extensions import db
 from couponsvc.outbox.positions import assign_positions
 
-from . import queues
 from .job import job
 
 
-@job(queues.DEFAULT)
+@job(tasks.RELAY_SWEEP)
 def sweep() -> int:
     """Number the events committed since the last sweep (`GET /events` only reads), then
     wake the integrations with due deliveries; the number of drains started."""
@@ -21,7 +20,7 @@ def sweep() -> int:
     return wake_due(db.session)
 
 
-@job(queues.DEFAULT)
+@job(tasks.CLOSE_DUE)
 def close_due() -> int:
     closed = 0
     for campaign_id in campaigns.due_campaign_ids(db.session):

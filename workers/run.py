@@ -23,8 +23,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 
 from couponsvc.jobs import runner
+from couponsvc.tasks import QUEUES
 
-from . import queues
 from .periodic import Ticker, schedule
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
     try:
         while True:
             try:
-                worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
+                worker = SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
                                       connection=connection)
                 worker.work(burst=burst)
                 # RQ also leaves its loop on its own after some failures; only a stop

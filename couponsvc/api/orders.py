@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Response, stream_with_context
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -66,7 +66,8 @@ class Bulk(MethodView):
     @blp.response(202, JobOut)
     def post(self, data, campaign_id):
         campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
-        job = _job_dict(bulk.request_bulk(db.session, campaign, data["count"]))
+        job = _job_dict(bulk.request_bulk(db.session, campaign, data["count"],
+                                          limit=current_app.config["BULK_MAX"]))
         return created(job, f"jobs/{job['id']}")
 
 

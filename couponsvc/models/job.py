@@ -1,4 +1,4 @@
-"""Background jobs a client polls (bulk issuance)."""
+"""Background jobs a client polls (bulk issuance), and the claim a run holds on one."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     requested: Mapped[int] = mapped_column(default=0)
     done: Mapped[int] = mapped_column(default=0)
+    # A run claims the job (claims + 1) under a lease it renews with every chunk; the
+    # bulk sweep queues again a job that is queued, or running with its lease run out.
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

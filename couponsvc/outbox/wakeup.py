@@ -28,13 +28,12 @@ from collections.abc import Iterable
 from flask import current_app
 
 from ..jobs import enqueue, runner
+from ..tasks import DRAIN
 
 log = logging.getLogger(__name__)
 
-DRAIN = "workers.deliver.drain"
-QUEUE = "deliveries"
 LOCK_TTL = 20.0  # seconds; a working drain extends it (to cover its call in flight)
-JOB_TIMEOUT = 300  # the drain's work budget, plus one call in flight, plus recording
+JOB_TIMEOUT = DRAIN.timeout  # the drain's work budget, plus one call in flight, plus recording
 FLAG_TTL = JOB_TIMEOUT  # a flag must outlive any drain that should see it; a stale one costs a round
 
 _WAKE = """
@@ -153,8 +152,7 @@ def wake(integration_ids: Iterable[str]) -> int:
         if token is None:
             continue  # a drain holds the lock and will see the flag
         try:
-            enqueue(DRAIN, integration_id, token, queue=QUEUE, job_id=f"drain-{integration_id}-{token}",
-                    timeout=JOB_TIMEOUT)
+            enqueue(DRAIN, integration_id, token, job_id=f"drain-{integration_id}-{token}")
         except Exception:
             # Redis failed between the two calls: give the lock back if we can; if not
             # it expires, and the sweep wakes the integration again.

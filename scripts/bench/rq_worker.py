@@ -5,7 +5,7 @@ measure that choice against RQ's default `Worker` (a forked work horse per job: 
 per drain job, which sends a whole batch loop, and per periodic job) this runs the
 same thing as `run_worker`: the app, its context pushed as `couponsvc worker` pushes
 it, the periodic ticker (whose relay sweep also wakes retries: there is no RQ
-scheduler), one RQ worker on `workers.queues.ALL`; only the class differs, and
+scheduler), one RQ worker on `couponsvc.tasks.QUEUES`; only the class differs, and
 this one does not start RQ's loop again when it ends (`run_worker` does).
 
     .venv/bin/python scripts/bench/rq_worker.py --class fork     # rq.Worker
@@ -23,7 +23,7 @@ from rq import Queue, SimpleWorker, Worker
 
 from couponsvc import create_app
 from couponsvc.jobs import runner
-from workers import queues
+from couponsvc.tasks import QUEUES
 from workers.periodic import Ticker, schedule
 
 CLASSES = {"simple": SimpleWorker, "fork": Worker}
@@ -45,7 +45,7 @@ def main() -> int:
         if not args.burst:
             ticker.start()
         worker = CLASSES[args.worker_class](
-            [Queue(name, connection=connection) for name in queues.ALL], connection=connection)
+            [Queue(name, connection=connection) for name in QUEUES], connection=connection)
         try:
             worker.work(burst=args.burst)
         finally:

@@ -18,7 +18,9 @@ import pytest
 from flask import Flask
 from rq import Queue, SimpleWorker
 
+from couponsvc import tasks
 from couponsvc.jobs import JobRunner
+from couponsvc.tasks import Task
 from workers.periodic import Periodic, Ticker, schedule, tick
 
 SLOT_START = 1_800_000_000.0  # a multiple of 1, 5 and 60 s: every job's slot starts here
@@ -47,16 +49,17 @@ class Counting:
     def __init__(self, runner: JobRunner) -> None:
         self.runner, self.calls = runner, []
 
-    def __call__(self, func_path, *args, **options) -> bool:
+    def __call__(self, task, *args, **options) -> bool:
         self.calls.append(options["job_id"])
-        return self.runner.enqueue(func_path, *args, **options)
+        return self.runner.enqueue(task, *args, **options)
 
 
 def test_every_periodic_job_is_in_the_one_list(jobs):
-    assert [(p.name, p.func_path) for p in jobs] == [("relay-sweep", "workers.relay.sweep"),
-                                                    ("close-due", "workers.relay.close_due")]
-    assert [p.every for p in jobs] == [5, 60]
-    assert schedule({"SWEEP_INTERVAL": 1})[0].every == 1  # COUPONSVC_SWEEP_INTERVAL
+    assert [(p.name, p.task) for p in jobs] == [("relay-sweep", tasks.RELAY_SWEEP),
+                                                ("bulk-sweep", tasks.BULK_SWEEP),
+                                                ("close-due", tasks.CLOSE_DUE)]
+    assert [p.every for p in jobs] == [5, 5, 60]
+    assert [p.every for p in schedule({"SWEEP_INTERVAL": 1})][:2] == [1, 1]  # COUPONSVC_SWEEP_INTERVAL
 
 
 def test_a_restart_in_the_same_slot_does_not_double_any_job(runner, jobs):
@@ -72,7 +75,7 @@ def test_a_restart_in_the_same_slot_does_not_double_any_job(runner, jobs):
 
 
 def test_a_restart_after_the_slot_ran_does_not_run_it_again(runner, redis_server):
-    probe = (Periodic("probe", "os.getpid", 60),)
+    probe = (Periodic("probe", Task("probe", "default", "os.getpid"), 60),)
     [queued] = tick(probe, runner.enqueue, SLOT_START, {})
     SimpleWorker([Queue("default", connection=runner.redis())],
                  connection=runner.redis()).work(burst=True)
@@ -90,28 +93,32 @@ def test_one_ticker_tries_each_slot_once(runner, jobs):
 
 
 def test_a_new_slot_queues_again(runner, jobs):
-    sweep, close_due = jobs
+    sweep, bulk_sweep, close_due = jobs
     seen = {}
     tick(jobs, runner.enqueue, SLOT_START, seen)
-    assert tick(jobs, runner.enqueue, SLOT_START + 5, seen) == [sweep.job_id(SLOT_START + 5)]
+    assert tick(jobs, runner.enqueue, SLOT_START + 5, seen) == [sweep.job_id(SLOT_START + 5),
+                                                              bulk_sweep.job_id(SLOT_START + 5)]
     assert tick(jobs, runner.enqueue, SLOT_START + 60, {}) == [sweep.job_id(SLOT_START + 60),
+                                                               bulk_sweep.job_id(SLOT_START + 60),
                                                                close_due.job_id(SLOT_START + 60)]
-    assert default_queue(runner) == [sweep.job_id(SLOT_START), close_due.job_id(SLOT_START),
-                                     sweep.job_id(SLOT_START + 5), sweep.job_id(SLOT_START + 60),
+    assert default_queue(runner) == [sweep.job_id(SLOT_START), bulk_sweep.job_id(SLOT_START),
+                                     close_due.job_id(SLOT_START),
+                                     sweep.job_id(SLOT_START + 5), bulk_sweep.job_id(SLOT_START + 5),
+                                     sweep.job_id(SLOT_START + 60), bulk_sweep.job_id(SLOT_START + 60),
                                      close_due.job_id(SLOT_START + 60)]
-    assert len(set(default_queue(runner))) == 5
+    assert len(set(default_queue(runner))) == 8
 
 
 def test_an_edited_definition_gets_a_new_id_at_once(runner, jobs):
     sweep = jobs[0]
-    edited = Periodic(sweep.name, sweep.func_path, 10)
+    edited = Periodic(sweep.name, sweep.task, 10)
     assert edited.job_id(SLOT_START) != sweep.job_id(SLOT_START)
     assert edited.definition_hash != sweep.definition_hash
-    for other in (Periodic(sweep.name, "workers.relay.close_due", 5),
-                  Periodic(sweep.name, sweep.func_path, 5, queue="bulk"),
-                  Periodic("relay-sweep-2", sweep.func_path, 5)):
+    for other in (Periodic(sweep.name, tasks.CLOSE_DUE, 5),
+                  Periodic(sweep.name, Task(sweep.task.name, "bulk", sweep.task.function), 5),
+                  Periodic("relay-sweep-2", sweep.task, 5)):
         assert other.definition_hash != sweep.definition_hash, other
-    assert Periodic(sweep.name, sweep.func_path, 5).job_id(SLOT_START) == sweep.job_id(SLOT_START)
+    assert Periodic(sweep.name, sweep.task, 5).job_id(SLOT_START) == sweep.job_id(SLOT_START)
 
     tick((sweep,), runner.enqueue, SLOT_START, {})
     # a worker deployed with the edited definition, in the same moment: not held back

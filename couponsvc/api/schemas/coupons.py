@@ -67,7 +67,8 @@ class VoidIn(InputSchema):
 
 
 class BulkIn(InputSchema):
-    count = fields.Int(strict=True, required=True, validate=validate.Range(1, 1_000_000))
+    count = fields.Int(strict=True, required=True, validate=validate.Range(min=1), metadata={
+        "description": "at most COUPONSVC_BULK_MAX (1,000,000 unless set)"})
 
 
 class JobOut(Schema):
