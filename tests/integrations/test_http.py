@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-import requests
 
 from integrations import http
 from integrations.adapter import Context, PermanentError, RetryableError
@@ -118,11 +117,23 @@ def test_body_is_read_up_to_a_bound(receiver, context):
 
 
 def test_a_caller_session_is_reused(receiver):
+    connections = []  # one entry per TCP connection the receiver accepts
+    accept = receiver._server.process_request
+
+    def counted(request, address):
+        connections.append(address)
+        accept(request, address)
+
+    receiver._server.process_request = counted
     session = http.new_session(allow_private_targets=True)
+    session.headers["X-Caller"] = "mine"
     context = Context(session=session, allow_private_targets=True)
-    http.post(context, receiver.url)
-    http.post(context, receiver.url)
-    assert len(receiver.requests) == 2
+    for _ in range(3):
+        http.post(context, receiver.url)
+    assert [r.headers.get("x-caller") for r in receiver.requests] == ["mine"] * 3
     assert receiver.requests[0].headers["user-agent"] == http.USER_AGENT
-    assert isinstance(session, requests.Session)
+    assert len(connections) == 1, connections
+    http.post(Context(session=http.new_session(allow_private_targets=True),
+                      allow_private_targets=True), receiver.url)
+    assert len(connections) == 2, "another session opens its own connection"
 
