@@ -1,6 +1,8 @@
 """Voiding a campaign's unused coupons and marking its orders for refund.
 
-Used when a campaign is cancelled and when it closes untipped (`failed`).
+Used when a campaign is cancelled and when it closes untipped (`failed`). Every coupon
+voided gets its revocation and its `coupon.voided` event, each written by one
+INSERT … SELECT whatever the number of coupons.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from ..events import emit_many
 from ..models import Campaign, Coupon, Order, Revocation
+from ..outbox import payload
+from ..outbox.emit import emit_from, emit_many
 from ..timeutil import utcnow
 
 UNUSED = ("pending", "active")
@@ -34,6 +37,11 @@ def void_and_refund(session: Session, campaign: Campaign, reason: str) -> Settle
         .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
+    c = Coupon.__table__.c
+    emit_from(session, "coupon.voided", select(  # one event per coupon voided just now
+        c.merchant_id, c.code.label("coupon_code"), c.seq.label("coupon_seq"),
+        payload.voided_sql(c, reason=reason).label("data"),
+    ).where(c.campaign_id == campaign.id, c.status == "voided", c.voided_at == now).order_by(c.code), now)
     orders = session.execute(
         update(Order)
         .where(Order.campaign_id == campaign.id, Order.status.in_(("pending", "confirmed")))

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Select, Text, cast, insert, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..ids import new_id
 from ..models import Delivery, Event
 from ..timeutil import utcnow
-from .fanout import announce, fan_out
+from .fanout import announce, fan_out, fan_out_from
 
 _EVENTS = Event.__table__
 _DELIVERIES = Delivery.__table__
@@ -48,6 +50,46 @@ def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
         for row in rows
     ]).scalars().all()
     fan_out(session, seqs)
+
+
+def emit_from(session: Session, type_: str, source: Select, now: datetime) -> int:
+    """Events of one type, one per row of `source` (a SELECT of `merchant_id`,
+    `coupon_code`, `coupon_seq` and `data`), written and fanned out set-based: one
+    INSERT … SELECT for the events, one for their deliveries. The number written."""
+    _check(type_)
+    batch = new_id("evt")[:20]  # evt_, 10 characters of time, 6 random: this batch's ids
+    rows = source.subquery("source")
+    seqs = session.execute(
+        insert(_EVENTS).from_select(
+            ["id", "type", "merchant_id", "coupon_code", "coupon_seq", "data", "created_at"],
+            select(cast(literal(batch), Text) + _random_hex(), literal(type_), rows.c.merchant_id,
+                   rows.c.coupon_code, rows.c.coupon_seq, rows.c.data,
+                   literal(now, _EVENTS.c.created_at.type)))
+        .returning(_EVENTS.c.seq)
+    ).scalars().all()
+    if seqs:
+        e = _EVENTS.c
+        written = select(e.seq, e.type, e.merchant_id).where(
+            e.seq.between(min(seqs), max(seqs)), e.id.startswith(batch, autoescape=True)).subquery("written")
+        fan_out_from(session, written, now)
+    return len(seqs)
+
+
+class _random_hex(FunctionElement):  # noqa: N801
+    """16 random hexadecimal digits (64 bits), upper case: the rest of an event id."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(_random_hex, "postgresql")
+def _random_hex_postgresql(element, compiler, **kw):
+    return "upper(substr(replace(CAST(gen_random_uuid() AS text), '-', ''), 1, 16))"
+
+
+@compiles(_random_hex)
+def _random_hex_sqlite(element, compiler, **kw):
+    return "upper(hex(randomblob(8)))"
 
 
 def emit_to(session: Session, integration_id: str, merchant_id: str, type_: str,

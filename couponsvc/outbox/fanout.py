@@ -63,8 +63,13 @@ def fan_out(session: Session, event_seqs: Sequence[int]) -> list[str]:
         return []
     events = select(Event.seq, Event.type, Event.merchant_id).where(Event.seq.in_(list(event_seqs))) \
         .subquery("new_events")
-    written = session.execute(insert_deliveries(events, utcnow())).all()
-    integration_ids = [row.integration_id for row in written if row.status == "pending"]
+    return fan_out_from(session, events, utcnow())
+
+
+def fan_out_from(session: Session, events: FromClause, now: datetime) -> list[str]:
+    """`fan_out` for the events of a selectable (columns `seq`, `type`, `merchant_id`)."""
+    written = session.execute(insert_deliveries(events, now)).all()
+    integration_ids = sorted({row.integration_id for row in written if row.status == "pending"})
     announce(session, integration_ids)
     return integration_ids
 
