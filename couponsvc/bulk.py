@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session
 from . import codes
 from .after_commit import after_commit
 from .errors import DomainError
-from .events import emit
 from .issuance import coupon_insert, coupon_row
 from .jobs import enqueue
 from .models import Campaign, Coupon, Job
+from .outbox.emit import emit
 from .tasks import ISSUE_BULK
 from .timeutil import utcnow
 

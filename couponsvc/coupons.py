@@ -7,8 +7,9 @@ from sqlalchemy.orm import Session
 
 from . import codes
 from .errors import DomainError
-from .events import emit
 from .models import Coupon, Redemption, Revocation
+from .outbox import payload
+from .outbox.emit import emit
 from .principal import Principal
 from .timeutil import utcnow
 
@@ -45,11 +46,8 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
     session.execute(insert(Revocation.__table__).values(
         code=coupon.code, merchant_id=coupon.merchant_id, reason="voided", created_at=now))
     emit(session, "coupon.voided", merchant_id=coupon.merchant_id, coupon_code=coupon.code,
-         coupon_seq=row.seq, data={
-             "merchant_id": coupon.merchant_id,
-             "coupon": {"code": coupon.code, "campaign_id": coupon.campaign_id,
-                        "order_id": coupon.order_id, "status": "voided",
-                        "uses_left": coupon.uses_left, "seq": row.seq},
-             "reason": reason,
-         })
+         coupon_seq=row.seq, data=payload.voided(
+             merchant_id=coupon.merchant_id, reason=reason, coupon_data=payload.coupon(
+                 code=coupon.code, campaign_id=coupon.campaign_id, order_id=coupon.order_id,
+                 uses_left=coupon.uses_left, seq=row.seq, status="voided")))
     return coupon

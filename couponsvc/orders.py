@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from .campaigns.data import campaign_event_data
 from .errors import DomainError
-from .events import emit, emit_many
 from .ids import new_id
 from .issuance import coupon_row, insert_coupons
 from .models import Campaign, Coupon, CustomerPurchase, Order
+from .outbox.emit import emit, emit_many
 from .timeutil import utcnow
 
 

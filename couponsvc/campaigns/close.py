@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
-from ..events import emit
 from ..models import Campaign
+from ..outbox.emit import emit
 from ..timeutil import utcnow
 from .data import campaign_event_data
 from .settle import void_and_refund

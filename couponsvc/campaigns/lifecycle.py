@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..errors import DomainError
-from ..events import emit
 from ..models import Campaign, Merchant, Store
+from ..outbox.emit import emit
 from ..principal import Principal, visible
 from ..timeutil import to_utc, utcnow
 from .data import campaign_event_data

@@ -9,9 +9,10 @@ from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
 from ..errors import DomainError
-from ..events import emit
 from ..merchants import reversal_window
 from ..models import Coupon, Merchant, Redemption
+from ..outbox import payload
+from ..outbox.emit import emit
 from ..principal import Principal
 from ..timeutil import utcnow
 from .find import find_redemption
@@ -23,10 +24,14 @@ class Reversed:
     coupon: Coupon
 
 
-def reverse(session: Session, principal: Principal, redemption_id: str, reason: str) -> Reversed:
+def reverse(session: Session, principal: Principal, redemption_id: str, reason: str, *,
+            default_window: int, max_window: int) -> Reversed:
+    """Undo a redemption within its merchant's window (`merchants.reversal_window`, from the
+    operator's `default_window` and `max_window`)."""
     redemption = find_redemption(session, principal, redemption_id)
     now = utcnow()
-    window = reversal_window(session.get(Merchant, redemption.merchant_id))
+    window = reversal_window(session.get(Merchant, redemption.merchant_id), default=default_window,
+                             ceiling=max_window)
     done = session.execute(
         update(Redemption)
         .where(Redemption.id == redemption_id, Redemption.reversed_at.is_(None),
@@ -57,9 +62,9 @@ def reverse(session: Session, principal: Principal, redemption_id: str, reason: 
     emit(session, "coupon.redemption_reversed", merchant_id=redemption.merchant_id,
          coupon_code=coupon.code, coupon_seq=restored.seq, data={
              "merchant_id": redemption.merchant_id,
-             "coupon": {"code": coupon.code, "campaign_id": coupon.campaign_id,
-                        "order_id": coupon.order_id, "uses_left": restored.uses_left,
-                        "seq": restored.seq},
+             "coupon": payload.coupon(code=coupon.code, campaign_id=coupon.campaign_id,
+                                      order_id=coupon.order_id, uses_left=restored.uses_left,
+                                      seq=restored.seq),
              "redemption": {"id": redemption.id, "store_id": redemption.store_id,
                             "uses": redemption.uses, "redeemed_at": _iso(redemption.redeemed_at),
                             "reversed_at": _iso(now), "reason": reason},
