@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash
 
 from couponsvc.extensions import db
-from couponsvc.models import AdminUser, Campaign
+from couponsvc.models import AdminUser, ApiKey, Campaign
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop
 
@@ -23,7 +23,16 @@ def test_create_key_prints_the_key_alone_and_it_works(app, client):
 
 def test_create_key_refuses_a_manager_without_merchant(app):
     result = app.test_cli_runner().invoke(args=["create-key", "--role", "manager"])
-    assert result.exit_code != 0
+    assert (result.exit_code, result.stdout) == (1, ""), result.output
+    assert result.stderr == "Error: a manager key needs a merchant\n"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+def test_create_key_refuses_an_unknown_role_as_a_usage_error(app):
+    result = app.test_cli_runner().invoke(args=["create-key", "--role", "owner"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert "Invalid value for '--role': 'owner' is not one of" in result.stderr
 
 
 def test_create_admin_stores_a_hashed_password(app):
@@ -34,7 +43,13 @@ def test_create_admin_stores_a_hashed_password(app):
         assert user.email == "ops@example.cn"
         assert user.password_hash != "s3cret-pass"
         assert check_password_hash(user.password_hash, "s3cret-pass")
-    assert runner.invoke(args=["create-admin", "--email", "x", "--password", "short"]).exit_code != 0
+    for email, password in (("x", "long-enough-pass"), ("ops@example.cn", "short")):
+        refused = runner.invoke(args=["create-admin", "--email", email, "--password", password])
+        assert refused.exit_code == 1, refused.output
+        assert refused.stderr == "Error: give a valid e-mail and a password of 8 characters or more\n"
+    with app.app_context():
+        user = db.session.execute(select(AdminUser)).scalar_one()
+        assert check_password_hash(user.password_hash, "s3cret-pass")
 
 
 def test_close_due_closes_ended_and_failed(app, client):

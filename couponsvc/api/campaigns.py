@@ -47,8 +47,8 @@ class Campaigns(MethodView):
                 query = query.where(getattr(Campaign, name) == args[name])
         return cursor_page(query, Campaign.id, after=args["after"], limit=args["limit"])
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(CampaignIn())
     @blp.response(201, CampaignOut)
     def post(self, data):
@@ -63,8 +63,8 @@ class CampaignById(MethodView):
     def get(self, campaign_id):
         return _campaign(campaign_id)
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(CampaignPatch())
     @blp.response(200, CampaignOut)
     def patch(self, changes, campaign_id):
@@ -73,8 +73,8 @@ class CampaignById(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/publish")
 class Publish(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(200, CampaignOut)
     def post(self, campaign_id):
         return campaigns.publish(db.session, _campaign(campaign_id), keyring().current_kid)
@@ -82,8 +82,8 @@ class Publish(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/pause")
 class Pause(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(200, CampaignOut)
     def post(self, campaign_id):
         return campaigns.pause(db.session, _campaign(campaign_id))
@@ -91,8 +91,8 @@ class Pause(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/resume")
 class Resume(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(200, CampaignOut)
     def post(self, campaign_id):
         return campaigns.resume(db.session, _campaign(campaign_id))
@@ -100,8 +100,8 @@ class Resume(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/cancel")
 class Cancel(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(CancelIn(), required=False)
     @blp.response(200, CampaignOut)
     def post(self, data, campaign_id):

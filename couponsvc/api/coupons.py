@@ -46,8 +46,8 @@ class CouponByCode(MethodView):
 
 @blp.route("/coupons/<code>/void")
 class VoidCoupon(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(VoidIn(), required=False)
     @blp.response(200, CouponOut)
     def post(self, data, code):

@@ -51,8 +51,8 @@ class Integrations(MethodView):
         return cursor_page(query, Integration.id, after=args["after"], limit=args["limit"],
                            present=_integration)
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(IntegrationIn())
     @blp.response(201, IntegrationOut)
     def post(self, data, merchant_id):
@@ -72,8 +72,8 @@ class IntegrationById(MethodView):
     def get(self, integration_id):
         return _integration(manage.get_integration(db.session, current_principal(), integration_id))
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(IntegrationPatch())
     @blp.response(200, IntegrationOut)
     def patch(self, changes, integration_id):
@@ -84,8 +84,8 @@ class IntegrationById(MethodView):
 
 @blp.route("/integrations/<integration_id>/test")
 class TestIntegration(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(202, DeliveryOut)
     def post(self, integration_id):
         """Send a `ping` to this integration; follow the delivery it answers."""
@@ -119,8 +119,8 @@ class DeliveryById(MethodView):
 
 @blp.route("/deliveries/<delivery_id>/retry")
 class RetryDelivery(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(202, DeliveryOut)
     def post(self, delivery_id):
         """Bring a dead or failing delivery back for one more attempt, now."""

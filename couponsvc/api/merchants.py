@@ -37,8 +37,8 @@ class Merchants(MethodView):
     def get(self, args):
         return cursor_page(select(Merchant), Merchant.id, after=args["after"], limit=args["limit"])
 
-    @unit_of_work
     @requires(PLATFORM)
+    @unit_of_work
     @blp.arguments(MerchantIn())
     @blp.response(201, MerchantOut)
     def post(self, data):
@@ -53,8 +53,8 @@ class MerchantById(MethodView):
     def get(self, merchant_id):
         return merchants.get_merchant(db.session, current_principal(), merchant_id)
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(MerchantPatch())
     @blp.response(200, MerchantOut)
     def patch(self, changes, merchant_id):
@@ -72,8 +72,8 @@ class Stores(MethodView):
         query = select(Store).where(Store.merchant_id == merchant.id)
         return cursor_page(query, Store.id, after=args["after"], limit=args["limit"])
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(StoreIn())
     @blp.response(201, StoreOut)
     def post(self, data, merchant_id):
@@ -101,8 +101,8 @@ class ApiKeys(MethodView):
         query = select(ApiKey).where(ApiKey.merchant_id == merchant.id)
         return cursor_page(query, ApiKey.id, after=args["after"], limit=args["limit"])
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(ApiKeyIn())
     @blp.response(201, CreatedApiKeyOut)
     def post(self, data, merchant_id):
@@ -119,8 +119,8 @@ class ApiKeyById(MethodView):
         """A key's label, role, store and revocation; never its secret."""
         return visible(db.session, current_principal(), ApiKey, key_id, name="API key")
 
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.response(200, ApiKeyOut)
     def delete(self, key_id):
         return revoke_key(db.session, current_principal(), key_id)

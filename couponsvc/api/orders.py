@@ -27,8 +27,8 @@ blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders an
 
 @blp.route("/campaigns/<campaign_id>/orders")
 class Orders(MethodView):
-    @unit_of_work
     @requires(PLATFORM)
+    @unit_of_work
     @blp.arguments(OrderIn())
     @blp.response(201, OrderOut)
     @blp.alt_response(409, description="sold_out | customer_limit_reached")
@@ -60,8 +60,8 @@ class OrderById(MethodView):
 
 @blp.route("/campaigns/<campaign_id>/coupons/bulk")
 class Bulk(MethodView):
-    @unit_of_work
     @requires(PLATFORM, MANAGER)
+    @unit_of_work
     @blp.arguments(BulkIn())
     @blp.response(202, JobOut)
     def post(self, data, campaign_id):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Response, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from ..extensions import db
 from ..models import Campaign, Redemption, RedemptionAttempt
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
+from ..redeem.redeem import redeemed_from
+from ..redeem.write import SNAPSHOT
 from ..ratelimit import client_address, guarded_lookup
 from ..timeutil import utcnow
 from .bearer import current_identity, current_principal, requires, requires_live_key_in_write
@@ -32,7 +35,13 @@ from .schemas.redemptions import (
     ScanIn,
     ValidationOut,
 )
-from .unit_of_work import after_rollback, single_statement, unit_of_work
+from .unit_of_work import (
+    after_rollback,
+    idempotency_claim,
+    register_renderer,
+    single_statement,
+    unit_of_work,
+)
 
 blp = Blueprint("redemptions", __name__, url_prefix="/api/v1", description="Redemption at the till")
 
@@ -50,8 +59,8 @@ def _refused(scan: till.Scan, action: str, error: DomainError) -> None:
 
 @blp.route("/redemptions/validate")
 class Validate(MethodView):
-    @unit_of_work
     @requires(*TILL)
+    @unit_of_work
     @blp.arguments(ScanIn())
     @blp.response(200, ValidationOut)
     def post(self, data):
@@ -70,11 +79,24 @@ class Validate(MethodView):
                 "coupon": coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))}
 
 
+def _redeemed_answer(done: till.Redeemed) -> Response:
+    """The 201 of a redemption, drawn the same way when it is first given and when an
+    idempotent redeem's stored snapshot is replayed (`redeem.redeemed_from`)."""
+    body, headers = created(done, f"redemptions/{done.id}")
+    response = jsonify(RedemptionOut().dump(body))
+    response.status_code = 201
+    response.headers.update(headers)
+    return response
+
+
+register_renderer(SNAPSHOT, lambda snapshot: _redeemed_answer(redeemed_from(snapshot)))
+
+
 @blp.route("/redemptions")
 class Redemptions(MethodView):
+    @requires_live_key_in_write(*TILL)
     @unit_of_work
     @single_statement
-    @requires_live_key_in_write(*TILL)
     @blp.arguments(ScanIn())
     @blp.response(201, RedemptionOut)
     @blp.alt_response(409, description="coupon_already_redeemed (with the earlier time and store)")
@@ -84,11 +106,11 @@ class Redemptions(MethodView):
         scan = _scan(data)
         try:
             with guarded_lookup(scan.principal.key_id):
-                done = till.redeem(db.session, scan, keyring())
+                done = till.redeem(db.session, scan, keyring(), idempotency_claim())
         except DomainError as error:
             _refused(scan, "redeem", error)
             raise
-        return created(done, f"redemptions/{done.id}")
+        return _redeemed_answer(done)
 
     @requires(PLATFORM, MANAGER, SCANNER)
     @blp.arguments(RedemptionListArgs(), location="query")
@@ -120,8 +142,8 @@ class RedemptionById(MethodView):
 
 @blp.route("/redemptions/<redemption_id>/reverse")
 class Reverse(MethodView):
-    @unit_of_work
     @requires(*TILL)
+    @unit_of_work
     @blp.arguments(ReverseIn())
     @blp.response(200, ReversalOut)
     @blp.alt_response(409, description="reversal_window_closed | redemption_already_reversed")

@@ -1,11 +1,35 @@
 """The one place a request's transaction is committed, and `Idempotency-Key` honoured.
 
 `@unit_of_work` wraps a writing view (outside flask-smorest's response decorator,
-so it sees the final response): it commits what the view did, or rolls it back
-when the view raises. With an `Idempotency-Key` header, the response is stored in
-the same transaction as the change it reports, so a replay can never describe a
-change that was rolled back. A request first claims its key (a row inserted in its
-own transaction), so a duplicate waits for the first and replays its answer.
+so it sees the final response, and inside `@requires`, so that a request is
+authenticated and its role checked before its `Idempotency-Key` is looked at: a
+replay is authorised exactly like a first request). It commits what the view did, or
+rolls it back when the view raises.
+
+With an `Idempotency-Key` header, the answer is stored in the same transaction as
+the change it reports, so a replay can never describe a change that was rolled back,
+and no claim outlives a request that died: either its answer is committed with its
+change, or nothing of it is. A record belongs to the API key that made it: another
+key sending the same header makes a new request, and a key revoked since gets 401,
+not its old answers (the replay's SELECT checks the key too, for the redeem, whose
+key is identified from memory). Stored bodies are encrypted with the data keys: an
+answer may carry a secret (a new API key, a webhook secret).
+
+Two ways to store the answer:
+- In a transaction (every view; the redeem on SQLite and when it is refused): the
+  request first claims its key (a row inserted in its transaction), so a duplicate
+  waits on the unique index for the first to end, then replays its answer; an expired
+  record is taken over. The answer is written over the claim before the commit.
+- In the change's own statement (`@single_statement` views on PostgreSQL: the redeem):
+  the view hands `idempotency_claim()` to the domain, whose one autocommitted statement
+  writes the record with the change, as a snapshot of the outcome that a renderer
+  (`register_renderer`) draws the answer from again on a replay. It only writes when no
+  record of the key exists; of two concurrent first requests, the second's insert
+  waits for the first to commit, fails on the unique index, and its whole statement
+  with it. Whenever that statement changes nothing (a refusal, a replay, an expired
+  record, a lost race), the request is run again the first way, which replays or
+  stores the refusal.
+
 Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
 validation errors, 429 and 5xx are not.
 """
@@ -14,19 +38,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache, wraps
 
 from flask import Response, current_app, g, request
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..after_commit import run_pending
 from ..errors import DomainError, domain_problem
 from ..extensions import db
-from ..models import IdempotencyRecord
+from ..models import ApiKey, IdempotencyRecord
+from ..models.idempotency import Claim
+from ..principal import key_is_live
+from ..qr_keys import data_keys
 from ..timeutil import utcnow
-from .bearer import current_identity
 from .schemas.common import storable
 
 HEADER = "Idempotency-Key"
@@ -53,8 +80,8 @@ def unit_of_work(view):
 
 IDEMPOTENCY_PARAMETER = {
     "in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "maxLength": 255},
-    "description": "Makes a retry safe: the same key and body within 24 h replay the first answer; "
-                   "another body is 409 idempotency_key_reused.",
+    "description": "Makes a retry safe: the same key and body from the same API key within 24 h "
+                   "replay the first answer; another body is 409 idempotency_key_reused.",
 }
 
 
@@ -71,19 +98,45 @@ def single_statement(view):
     """Mark a view whose writes are one SQL statement on PostgreSQL (the redeem).
 
     Without an Idempotency-Key there is nothing else to commit with it, so it runs
-    in autocommit: no BEGIN and COMMIT round trips around the one statement.
+    in autocommit: no BEGIN and COMMIT round trips around the one statement. With
+    one, the view passes `idempotency_claim()` to that statement, which stores the
+    answer's snapshot itself (see the module docstring).
     """
     view.single_statement = True
     return view
 
 
+def idempotency_claim() -> Claim | None:
+    """The claim a `@single_statement` view's statement is to write with its change;
+    None when the answer is stored the ordinary way (no key, SQLite, a second try)."""
+    return g.get("couponsvc_claim")
+
+
+_RENDERERS: dict[str, Callable[[str], Response]] = {}
+
+
+def register_renderer(name: str, render: Callable[[str], Response]) -> None:
+    """How to draw the answer again from the snapshot that a statement stored under
+    `renderer=name`: `render(snapshot_text)`, the same function that drew the first."""
+    _RENDERERS[name] = render
+
+
+def _one_statement(view) -> bool:
+    return getattr(view, "single_statement", False) and db.session.get_bind().dialect.name == "postgresql"
+
+
+def _autocommit() -> None:
+    if db.session().in_transaction():  # authentication read the key: end that transaction
+        db.session.commit()
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def _run(view, args, kwargs) -> Response:
-    autocommit = getattr(view, "single_statement", False) and \
-        db.session.get_bind().dialect.name == "postgresql"
+    autocommit = _one_statement(view)
     if autocommit:
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        _autocommit()
     try:
-        response = current_app.make_response(view(*args, **kwargs))
+        response = _call(view, args, kwargs)
     except DomainError:
         _roll_back()
         db.session.commit()
@@ -98,6 +151,24 @@ def _run(view, args, kwargs) -> Response:
     return response
 
 
+def _call(view, args, kwargs) -> Response:
+    try:
+        return current_app.make_response(view(*args, **kwargs))
+    except Exception:
+        _refuse_a_revoked_key()
+        raise
+
+
+def _refuse_a_revoked_key() -> None:
+    """401 for a key revoked since `identify` remembered it, whatever else was wrong with
+    its request (the redeem checks the key in its statement, which a refusal never ran)."""
+    identity = g.get("identity")
+    if g.get("principal") is None and identity is not None and identity.key_id is not None:
+        db.session.rollback()
+        if not key_is_live(db.session, identity.key_id):
+            raise DomainError("unauthenticated", "The API key is not valid or was revoked") from None
+
+
 def _roll_back() -> None:
     db.session.rollback()
     for fn in g.pop("couponsvc_after_rollback", []):
@@ -110,34 +181,70 @@ _NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", 
 
 
 def _idempotent(view, args, kwargs, key: str) -> Response:
-    owner = current_identity().owner
-    fingerprint = _fingerprint()
-    if not _claim(owner, key, fingerprint):
-        return _replay(owner, key, fingerprint)
+    claim = Claim(api_key_id=_scope(), key=key, request_hash=_fingerprint())
+    if _one_statement(view):
+        response = _in_one_statement(view, args, kwargs, claim)
+        if response is not None:
+            return response
+    return _in_transaction(view, args, kwargs, claim)
+
+
+def _scope() -> str:
+    """Whose records these are: the API key authorised for this request."""
+    principal = g.get("principal") or g.get("identity")
+    if principal is None:
+        raise RuntimeError("@unit_of_work must sit below @requires: a request is authorised "
+                           "before its Idempotency-Key is looked at")
+    return principal.key_id or f"user:{principal.user_id}"
+
+
+def _in_one_statement(view, args, kwargs, claim: Claim) -> Response | None:
+    """The answer when the view's one statement made the change and stored it with
+    it; None when it changed nothing (then `_in_transaction` decides)."""
+    _autocommit()
+    g.couponsvc_claim = claim
     try:
-        response = current_app.make_response(view(*args, **kwargs))
+        response = _call(view, args, kwargs)
+    except DomainError:
+        db.session.rollback()
+        g.pop("couponsvc_after_rollback", None)
+        return None
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        g.pop("couponsvc_claim", None)
+    run_pending(db.session)
+    return response
+
+
+def _in_transaction(view, args, kwargs, claim: Claim) -> Response:
+    if not _claim(claim):
+        return _replay(claim)
+    try:
+        response = _call(view, args, kwargs)
     except DomainError as error:
         _roll_back()  # this also drops the claim
         if error.code in _NOT_STORED:
             db.session.commit()
             raise
-        if not _claim(owner, key, fingerprint):
+        if not _claim(claim):
             db.session.rollback()
-            return _replay(owner, key, fingerprint)
+            return _replay(claim)
         response = domain_problem(error)
     except BaseException:
         db.session.rollback()
         raise
     db.session.execute(_STORE, {
-        "p_owner": owner, "p_key": key, "status_code": response.status_code,
+        "p_api_key_id": claim.api_key_id, "p_key": claim.key, "status_code": response.status_code,
         "headers": json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
-        "body": response.get_data(as_text=True),
+        "body": data_keys().encrypt(response.get_data(as_text=True)),
     })
     db.session.commit()
     return response
 
 
-def _claim(owner: str, key: str, fingerprint: str) -> bool:
+def _claim(claim: Claim) -> bool:
     """Take the key for this request, or say that another request has it.
 
     The claim is a row inserted in this transaction (status 0, no body) and
@@ -146,12 +253,17 @@ def _claim(owner: str, key: str, fingerprint: str) -> bool:
     answer; an expired record (older than the TTL) is taken over.
     """
     now = utcnow()
-    expired = now - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
     claimed = db.session.execute(_claim_statement(db.session.get_bind().dialect.name), {
-        "owner": owner, "key": key, "request_hash": fingerprint, "status_code": 0,
-        "headers": "{}", "body": "", "created_at": now, "p_expired": expired,
+        "api_key_id": claim.api_key_id, "key": claim.key, "request_hash": claim.request_hash,
+        "status_code": 0, "headers": "{}", "body": "", "renderer": None, "created_at": now,
+        "p_expired": expired_before(now),
     }).first()
     return claimed is not None
+
+
+def expired_before(now):
+    """Records created before this are expired: taken over, never replayed."""
+    return now - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL"])
 
 
 @cache
@@ -160,31 +272,43 @@ def _claim_statement(dialect: str):
     table = IdempotencyRecord.__table__
     statement = module.insert(table)
     return statement.on_conflict_do_update(
-        index_elements=["owner", "key"],
+        index_elements=["api_key_id", "key"],
         set_={name: statement.excluded[name]
-              for name in ("request_hash", "status_code", "headers", "body", "created_at")},
+              for name in ("request_hash", "status_code", "headers", "body", "renderer", "created_at")},
         where=table.c.created_at < bindparam("p_expired", type_=table.c.created_at.type),
-    ).returning(table.c.owner)
+    ).returning(table.c.api_key_id)
 
 
 _STORE = (
     update(IdempotencyRecord.__table__)
-    .where(IdempotencyRecord.owner == bindparam("p_owner"), IdempotencyRecord.key == bindparam("p_key"))
+    .where(IdempotencyRecord.api_key_id == bindparam("p_api_key_id"),
+           IdempotencyRecord.key == bindparam("p_key"))
 )
 
+_RECORD = IdempotencyRecord.__table__.c
+_REPLAY = select(
+    _RECORD.request_hash, _RECORD.status_code, _RECORD.headers, _RECORD.body, _RECORD.renderer,
+    exists().where(ApiKey.id == _RECORD.api_key_id, ApiKey.revoked_at.is_(None)).label("key_is_live"),
+).where(_RECORD.api_key_id == bindparam("api_key_id"), _RECORD.key == bindparam("key"))
 
-def _replay(owner: str, key: str, fingerprint: str) -> Response:
-    record = db.session.execute(select(IdempotencyRecord).where(
-        IdempotencyRecord.owner == owner, IdempotencyRecord.key == key)).scalar_one_or_none()
+
+def _replay(claim: Claim) -> Response:
+    record = db.session.execute(_REPLAY, {"api_key_id": claim.api_key_id, "key": claim.key}).first()
     db.session.rollback()
+    if record is not None and not record.key_is_live and not claim.api_key_id.startswith("user:"):
+        # The redeem knows its key from memory (`identify`): revocation is checked here.
+        raise DomainError("unauthenticated", "The API key is not valid or was revoked")
     if record is None or record.status_code == 0:  # the first request rolled back meanwhile
         raise DomainError("idempotency_key_in_use", "Retry the request")
-    if record.request_hash != fingerprint:
+    if record.request_hash != claim.request_hash:
         raise DomainError("idempotency_key_reused",
                           "This Idempotency-Key was used with another request body or path")
-    response = Response(record.body, status=record.status_code)
-    for name, value in json.loads(record.headers).items():
-        response.headers[name] = value
+    if record.renderer is not None:
+        response = _RENDERERS[record.renderer](record.body)
+    else:
+        response = Response(data_keys().decrypt(record.body), status=record.status_code)
+        for name, value in json.loads(record.headers).items():
+            response.headers[name] = value
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -193,7 +317,7 @@ def _fingerprint() -> str:
     raw = request.get_data(cache=True)
     try:
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = raw
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), request.query_string, body):

@@ -11,6 +11,7 @@ When nothing matched, `why_not` reads the coupon to say why.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,12 +22,13 @@ from .. import codes
 from ..errors import DomainError
 from ..ids import new_id
 from ..models import Coupon
+from ..models.idempotency import Claim
 from ..principal import PLATFORM, Principal, key_is_live
 from ..qr.keyring import KeyRing
-from ..timeutil import utcnow
+from ..timeutil import to_utc, utcnow
 from .check import why_not
 from .scan import Scan, Target, resolve
-from .write import Write, write
+from .write import KeyTaken, Write, write
 
 
 @dataclass(frozen=True)
@@ -39,25 +41,48 @@ class Redeemed:
     device_id: str | None
 
 
-def redeem(session: Session, scan: Scan, ring: KeyRing) -> Redeemed:
+def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = None) -> Redeemed:
+    """Redeem the scanned coupon. With a `claim` (PostgreSQL), the answer's snapshot is
+    stored under that Idempotency-Key by the same statement (`write.py`); a concurrent
+    request that holds the key is `idempotency_key_in_use`, and nothing was written."""
     target = resolve(scan, ring)
     principal = scan.principal
     w = Write(code=target.code, uses=scan.uses, now=utcnow(), store_id=target.store_id,
               merchant_id=None if principal.role == PLATFORM else principal.merchant_id,
               campaign_id=target.campaign_id, redemption_id=new_id("red"), event_id=new_id("evt"),
-              api_key_id=principal.key_id, device_id=scan.device_id)
-    row = write(session, w)
+              api_key_id=principal.key_id, device_id=scan.device_id, claim=claim)
+    try:
+        row = write(session, w)
+    except KeyTaken:
+        raise DomainError("idempotency_key_in_use", "Another request with this Idempotency-Key "
+                          "was answered meanwhile") from None
     if row is None:
         if not key_is_live(session, principal.key_id):
             raise DomainError("unauthenticated", "The API key was revoked")
         raise refusal(session, principal, target, scan.uses, w.now)
+    return _redeemed(row._asdict(), {"id": w.redemption_id, "store_id": target.store_id,
+                                     "uses": scan.uses, "redeemed_at": w.now, "device_id": scan.device_id})
+
+
+def redeemed_from(snapshot: str) -> Redeemed:
+    """The answer again, from the snapshot the idempotent statement stored (`write.py`)."""
+    stored = json.loads(snapshot)
+    row, redemption = stored["row"], stored["redemption"]
+    for name in ("valid_from", "valid_until"):
+        row[name] = to_utc(datetime.fromisoformat(row[name]))
+    redemption["redeemed_at"] = datetime.fromisoformat(redemption["redeemed_at"])
+    return _redeemed(row, redemption)
+
+
+def _redeemed(row: dict[str, Any], redemption: dict[str, Any]) -> Redeemed:
     coupon = {
-        "code": target.code, "display": codes.display(target.code), "status": row.status, "uses_total": row.uses_total,
-        "uses_left": row.uses_left, "valid_from": row.valid_from, "valid_until": row.valid_until,
-        "campaign_id": row.campaign_id, "order_id": row.order_id,
+        "code": row["code"], "display": codes.display(row["code"]), "status": row["status"],
+        "uses_total": row["uses_total"], "uses_left": row["uses_left"], "valid_from": row["valid_from"],
+        "valid_until": row["valid_until"], "campaign_id": row["campaign_id"], "order_id": row["order_id"],
     }
-    return Redeemed(id=w.redemption_id, coupon=coupon, store_id=target.store_id, uses=scan.uses,
-                    redeemed_at=w.now, device_id=scan.device_id)
+    return Redeemed(id=redemption["id"], coupon=coupon, store_id=redemption["store_id"],
+                    uses=redemption["uses"], redeemed_at=redemption["redeemed_at"],
+                    device_id=redemption["device_id"])
 
 
 def refusal(session: Session, principal: Principal, target: Target, uses: int,

@@ -1,14 +1,30 @@
 """The writes of a redemption: the conditional UPDATE, the redemption row, the event.
 
-The UPDATE also checks that the scanning key is not revoked, so the redeem view
-need not ask the database about the key separately (`requires_live_key_in_write`).
+The redeemable rule is stated once, as SQLAlchemy Core (`redeemable`): a coupon that
+is active, in its validity, with enough uses left, of the caller's merchant (and of the
+signed QR's campaign), honoured at a store of its merchant, scanned with a key that is
+not revoked (so the redeem view need not ask the database about the key separately:
+`requires_live_key_in_write`).
 
-Two forms of the same three writes. PostgreSQL runs them, and the fan-out of the event to the merchant's
-integrations, as one statement (data-modifying CTEs): one round trip instead of three, which is most of what a redeem
-costs. SQLite cannot modify data inside a CTE and runs the same writes as three
-statements in one transaction. The event data is defined twice, in `event_data`
-and in `_POSTGRESQL`'s `json_build_object`; tests/test_redeem_write.py holds the
-two to the same payload on both backends.
+Two forms of the same writes, both built from that Core:
+- PostgreSQL runs the UPDATE, the redemption, the event, its fan-out to the merchant's
+  integrations (`outbox.fanout.insert_deliveries`) and, with an `Idempotency-Key`, the
+  stored answer, as one statement of data-modifying CTEs: one round trip, which is most
+  of what a redeem costs. It is compiled once per variant and sent straight through
+  psycopg on the session's connection: SQLAlchemy's execution context cost more than
+  the statement.
+- SQLite cannot modify data inside a CTE and runs the same writes as statements in one
+  transaction (`emit` fans out), where the caller's `unit_of_work` stores the answer.
+
+The idempotent form (`Write.claim`) writes the record of the key in the same statement
+as the redemption, as a snapshot of the outcome (`redeem.redeemed_from`), only when the
+key has no record yet: nothing is ever claimed without its answer, so a process dying
+mid-request leaves either the redemption with its answer or nothing. Two concurrent
+first requests with one key both see no record; the second's INSERT of the record waits
+for the first to commit, then fails on the primary key, and its whole statement
+(redemption and event included) with it: `KeyTaken`. When the statement changes
+nothing, the caller's `unit_of_work` replays the record or stores the refusal.
+tests/test_redeem_write.py holds the two forms to the same rows and payload.
 """
 
 from __future__ import annotations
@@ -18,15 +34,49 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.rows import namedtuple_row
-from sqlalchemy import bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
-from ..deliveries.fanout import announce
-from ..events import emit
-from ..models import ApiKey, Campaign, Coupon, Redemption, Store, campaign_stores
+from ..models import (
+    ApiKey,
+    Campaign,
+    Coupon,
+    Event,
+    IdempotencyRecord,
+    Redemption,
+    Store,
+    campaign_stores,
+)
+from ..models.idempotency import Claim
+from ..outbox import payload
+from ..outbox.emit import emit
+from ..outbox.fanout import announce, insert_deliveries
 from ..timeutil import to_utc
+
+SNAPSHOT = "redemption"  # the renderer of the answers this statement stores
+
+
+class KeyTaken(Exception):
+    """A concurrent request with the same Idempotency-Key committed first; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +91,7 @@ class Write:
     event_id: str
     api_key_id: str
     device_id: str | None
+    claim: Claim | None = None  # store the answer in the statement (PostgreSQL only)
 
 
 def write(session: Session, w: Write) -> Row | None:
@@ -50,28 +101,171 @@ def write(session: Session, w: Write) -> Row | None:
     return _portable(session, w)
 
 
+_COUPONS = Coupon.__table__
+_CAMPAIGNS = Campaign.__table__
+_RECORDS = IdempotencyRecord.__table__
+_RETURNED = ("code", "campaign_id", "merchant_id", "order_id", "status", "uses_total", "uses_left",
+             "valid_from", "valid_until", "seq")
+
+
+def _param(name: str, type_=None):
+    return bindparam(name, type_=type_)
+
+
+def redeemable(any_merchant: bool, signed_campaign: bool) -> list[ColumnElement]:
+    """The conditions a coupon row must meet to be redeemed: the rule, stated once."""
+    c = _COUPONS.c
+    links = campaign_stores.c
+    now = _param("p_now", c.valid_from.type)
+    store_id, uses = _param("p_store_id"), _param("p_uses", Integer())
+    conditions = [
+        c.code == _param("p_code"),
+        c.status == "active",
+        c.uses_left >= uses,
+        c.valid_from <= now,
+        c.valid_until > now,
+        exists().where(Store.id == store_id, Store.merchant_id == c.merchant_id),
+        exists().where(ApiKey.id == _param("p_api_key_id"), ApiKey.revoked_at.is_(None)),
+        or_(
+            ~exists().where(links.campaign_id == c.campaign_id),
+            exists().where(links.campaign_id == c.campaign_id, links.store_id == store_id),
+        ),
+    ]
+    if not any_merchant:
+        conditions.append(c.merchant_id == _param("p_merchant_id"))
+    if signed_campaign:
+        conditions.append(c.campaign_id == _param("p_campaign_id"))
+    return conditions
+
+
+def _update(any_merchant: bool, signed_campaign: bool):
+    c = _COUPONS.c
+    uses = _param("p_uses", Integer())
+    return (
+        update(_COUPONS)
+        .where(*redeemable(any_merchant, signed_campaign))
+        .values(uses_left=c.uses_left - uses,
+                status=case((c.uses_left - uses == 0, "redeemed"), else_=c.status),
+                seq=c.seq + 1)
+    )
+
+
+def _params(w: Write) -> dict[str, Any]:
+    params = {"p_code": w.code, "p_uses": w.uses, "p_now": w.now, "p_store_id": w.store_id,
+              "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
+              "p_api_key_id": w.api_key_id, "p_redemption_id": w.redemption_id,
+              "p_event_id": w.event_id, "p_device_id": w.device_id,
+              "p_redeemed_at": w.now.isoformat()}
+    if w.claim is not None:
+        params.update(p_claim_api_key_id=w.claim.api_key_id, p_claim_key=w.claim.key,
+                      p_claim_hash=w.claim.request_hash)
+    return params
+
+
+# ----------------------------------------------------------------------- PostgreSQL --
 def _postgresql(session: Session, w: Write):
-    """The one statement, sent straight through psycopg on the session's connection
-    (same transaction): SQLAlchemy's execution context cost more than the statement."""
-    params = {"code": w.code, "uses": w.uses, "now": w.now, "store_id": w.store_id,
-              "merchant_id": w.merchant_id, "campaign_id": w.campaign_id,
-              "redemption_id": w.redemption_id, "event_id": w.event_id,
-              "api_key_id": w.api_key_id, "device_id": w.device_id,
-              "redeemed_at": w.now.isoformat()}
+    sql, defaults = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
+                                          w.claim is not None)
     raw = session.connection().connection.driver_connection
-    with raw.cursor(row_factory=namedtuple_row) as cursor:
-        row = cursor.execute(_POSTGRESQL, params).fetchone()
+    try:
+        with raw.cursor(row_factory=namedtuple_row) as cursor:
+            row = cursor.execute(sql, defaults | _params(w)).fetchone()
+    except UniqueViolation as error:
+        if w.claim is None or error.diag.table_name != _RECORDS.name:
+            raise
+        raise KeyTaken() from None
     if row is None:
         return None
-    announce(session, row.integration_ids)
+    announce(session, row.integration_ids or [])
     return row._replace(valid_from=to_utc(row.valid_from), valid_until=to_utc(row.valid_until))
 
 
+def _text(name: str) -> ColumnElement:
+    return cast(_param(name), Text)
+
+
+def _redemption_sql() -> ColumnElement:
+    """The `redemption` object of the event and of the snapshot: what the request decided."""
+    return payload.json_object(
+        literal_column("'id'"), _text("p_redemption_id"),
+        literal_column("'store_id'"), _text("p_store_id"),
+        literal_column("'uses'"), cast(_param("p_uses"), Integer),
+        literal_column("'redeemed_at'"), _text("p_redeemed_at"),
+        literal_column("'device_id'"), _text("p_device_id"))
+
+
+def redeemed_event_sql(k) -> ColumnElement:
+    """The data of `coupon.redeemed` built in SQL from the redeemed row `k` (`event_data`)."""
+    return payload.json_object(
+        literal_column("'merchant_id'"), k.merchant_id,
+        literal_column("'coupon'"), payload.coupon_sql(k),
+        literal_column("'redemption'"), _redemption_sql(),
+        literal_column("'campaign'"), payload.json_object(
+            literal_column("'id'"), k.campaign_id, literal_column("'title'"), k.title,
+            literal_column("'price'"), k.price, literal_column("'currency'"), k.currency),
+    )
+
+
+def _snapshot_sql(k) -> ColumnElement:
+    """The outcome, for `redeem.redeemed_from` to draw the answer from again: the coupon
+    as the UPDATE left it, under `row`, and the `redemption`."""
+    pairs: list[Any] = []
+    for name in _RETURNED:
+        pairs += [literal_column(f"'{name}'"), getattr(k, name)]
+    return cast(payload.json_object(literal_column("'row'"), payload.json_object(*pairs),
+                                    literal_column("'redemption'"), _redemption_sql()), Text)
+
+
+@cache
+def _postgresql_statement(any_merchant: bool, signed_campaign: bool, idempotent: bool) -> tuple[str, dict]:
+    """The one statement, compiled for psycopg; its SQL and the values of its literals."""
+    c = _COUPONS.c
+    now = _param("p_now", c.valid_from.type)
+    coupons = _update(any_merchant, signed_campaign)
+    if idempotent:
+        coupons = coupons.where(~exists().where(_RECORDS.c.api_key_id == _param("p_claim_api_key_id"),
+                                                _RECORDS.c.key == _param("p_claim_key")))
+    changed = coupons.returning(*(c[name] for name in _RETURNED)).cte("c")
+    m = _CAMPAIGNS.c
+    k = (select(changed, m.title, m.price, m.currency)
+         .join_from(changed, _CAMPAIGNS, m.id == changed.c.campaign_id).cte("k"))
+    redemption = insert(Redemption.__table__).from_select(
+        ["id", "coupon_code", "campaign_id", "merchant_id", "store_id", "api_key_id", "device_id",
+         "uses", "redeemed_at"],
+        select(_param("p_redemption_id"), k.c.code, k.c.campaign_id, k.c.merchant_id,
+               _param("p_store_id"), _param("p_api_key_id"), _param("p_device_id"),
+               _param("p_uses", Integer()), now),
+    ).cte("r")
+    events = Event.__table__
+    event = insert(events).from_select(
+        ["id", "type", "merchant_id", "coupon_code", "coupon_seq", "data", "created_at"],
+        select(_param("p_event_id"), literal("coupon.redeemed"), k.c.merchant_id, k.c.code, k.c.seq,
+               redeemed_event_sql(k.c), now),
+    ).returning(events.c.seq, events.c.type, events.c.merchant_id).cte("e")
+    deliveries = insert_deliveries(event, now).cte("d")
+    pending = (select(func.array_agg(deliveries.c.integration_id.distinct()))
+               .where(deliveries.c.status == "pending").scalar_subquery())
+    statement = select(k, pending.label("integration_ids")).add_cte(redemption, event, deliveries)
+    if idempotent:
+        record = insert(_RECORDS).from_select(
+            ["api_key_id", "key", "request_hash", "status_code", "headers", "body", "renderer",
+             "created_at"],
+            select(_param("p_claim_api_key_id"), _param("p_claim_key"), _param("p_claim_hash"),
+                   literal(201), literal("{}"), _snapshot_sql(k.c), literal(SNAPSHOT), now),
+        ).cte("i")
+        statement = statement.add_cte(record)
+    compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+    defaults = {name: value for name, value in compiled.params.items() if not name.startswith("p_")}
+    return str(compiled), defaults
+
+
+# --------------------------------------------------------------------------- SQLite --
 def event_data(row: Row, w: Write) -> dict[str, Any]:
+    """The data of `coupon.redeemed` (the SQL form: `redeemed_event_sql`)."""
     return {
         "merchant_id": row.merchant_id,
-        "coupon": {"code": row.code, "campaign_id": row.campaign_id, "order_id": row.order_id,
-                   "uses_left": row.uses_left, "seq": row.seq},
+        "coupon": payload.coupon(code=row.code, campaign_id=row.campaign_id, order_id=row.order_id,
+                                 uses_left=row.uses_left, seq=row.seq),
         "redemption": {"id": w.redemption_id, "store_id": w.store_id, "uses": w.uses,
                        "redeemed_at": w.now.isoformat(), "device_id": w.device_id},
         "campaign": {"id": row.campaign_id, "title": row.title, "price": row.price,
@@ -79,71 +273,9 @@ def event_data(row: Row, w: Write) -> dict[str, Any]:
     }
 
 
-_REDEEMABLE = """
-    code = %(code)s AND status = 'active' AND uses_left >= %(uses)s
-    AND valid_from <= %(now)s AND valid_until > %(now)s
-    AND (CAST(%(merchant_id)s AS varchar) IS NULL OR merchant_id = %(merchant_id)s)
-    AND (CAST(%(campaign_id)s AS varchar) IS NULL OR campaign_id = %(campaign_id)s)
-    AND EXISTS (SELECT 1 FROM stores s WHERE s.id = %(store_id)s AND s.merchant_id = coupons.merchant_id)
-    AND EXISTS (SELECT 1 FROM api_keys a WHERE a.id = %(api_key_id)s AND a.revoked_at IS NULL)
-    AND (NOT EXISTS (SELECT 1 FROM campaign_stores l WHERE l.campaign_id = coupons.campaign_id)
-         OR EXISTS (SELECT 1 FROM campaign_stores l
-                    WHERE l.campaign_id = coupons.campaign_id AND l.store_id = %(store_id)s))
-"""
-
-_POSTGRESQL = f"""
-WITH c AS (
-    UPDATE coupons
-       SET uses_left = uses_left - %(uses)s,
-           status = CASE WHEN uses_left - %(uses)s = 0 THEN 'redeemed' ELSE status END,
-           seq = seq + 1
-     WHERE {_REDEEMABLE}
- RETURNING code, campaign_id, merchant_id, order_id, status, uses_total, uses_left,
-           valid_from, valid_until, seq
-), k AS (
-    SELECT c.*, m.title, m.price, m.currency FROM c JOIN campaigns m ON m.id = c.campaign_id
-), r AS (
-    INSERT INTO redemptions (id, coupon_code, campaign_id, merchant_id, store_id, api_key_id,
-                             device_id, uses, redeemed_at)
-    SELECT %(redemption_id)s, code, campaign_id, merchant_id, %(store_id)s, %(api_key_id)s, %(device_id)s,
-           %(uses)s, %(now)s
-      FROM k
-), e AS (
-    INSERT INTO events (id, type, merchant_id, coupon_code, coupon_seq, data, created_at)
-    SELECT %(event_id)s, 'coupon.redeemed', merchant_id, code, seq, json_build_object(
-               'merchant_id', merchant_id,
-               'coupon', json_build_object('code', code, 'campaign_id', campaign_id,
-                                           'order_id', order_id, 'uses_left', uses_left,
-                                           'seq', seq),
-               'redemption', json_build_object(
-                   'id', CAST(%(redemption_id)s AS text), 'store_id', CAST(%(store_id)s AS text),
-                   'uses', CAST(%(uses)s AS integer), 'redeemed_at', CAST(%(redeemed_at)s AS text),
-                   'device_id', CAST(%(device_id)s AS text)),
-               'campaign', json_build_object('id', campaign_id, 'title', title, 'price', price,
-                                             'currency', currency)),
-           %(now)s
-      FROM k
- RETURNING seq, merchant_id
-), d AS (
-    INSERT INTO deliveries (event_seq, integration_id, merchant_id, status, attempts,
-                            next_attempt_at, created_at, updated_at)
-    SELECT e.seq, i.id, i.merchant_id, 'pending', 0, %(now)s, %(now)s, %(now)s
-      FROM e
-      JOIN integration_subscriptions s ON s.event_type = 'coupon.redeemed'
-      JOIN integrations i ON i.id = s.integration_id AND i.merchant_id = e.merchant_id
-                         AND i.status = 'active'
- RETURNING integration_id
-)
-SELECT k.*, ARRAY(SELECT DISTINCT integration_id FROM d) AS integration_ids FROM k
-"""
-
-
 def _portable(session: Session, w: Write) -> Row | None:
-    row = session.execute(_update(w.merchant_id is None, w.campaign_id is not None), {
-        "p_code": w.code, "p_uses": w.uses, "p_now": w.now, "p_store_id": w.store_id,
-        "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
-        "p_api_key_id": w.api_key_id,
-    }).first()
+    row = session.execute(_portable_update(w.merchant_id is None, w.campaign_id is not None),
+                          _params(w)).first()
     if row is None:
         return None
     session.execute(_INSERT_REDEMPTION, {
@@ -157,51 +289,19 @@ def _portable(session: Session, w: Write) -> Row | None:
 
 
 _INSERT_REDEMPTION = insert(Redemption.__table__)
-_COUPONS = Coupon.__table__
-_CAMPAIGNS = Campaign.__table__
 
 
 @cache
-def _update(any_merchant: bool, signed_campaign: bool):
-    """The conditional UPDATE as SQLAlchemy Core, built once per variant."""
+def _portable_update(any_merchant: bool, signed_campaign: bool):
+    """The conditional UPDATE, returning the coupon and its campaign's title and price."""
     c = _COUPONS.c
-    links = campaign_stores.c
-    now = bindparam("p_now", type_=c.valid_from.type)
-    store_id, uses = bindparam("p_store_id"), bindparam("p_uses")
-    conditions = [
-        c.code == bindparam("p_code"),
-        c.status == "active",
-        c.uses_left >= uses,
-        c.valid_from <= now,
-        c.valid_until > now,
-        exists().where(Store.id == store_id, Store.merchant_id == c.merchant_id),
-        exists().where(ApiKey.id == bindparam("p_api_key_id"), ApiKey.revoked_at.is_(None)),
-        or_(
-            ~exists().where(links.campaign_id == c.campaign_id),
-            exists().where(links.campaign_id == c.campaign_id, links.store_id == store_id),
-        ),
-    ]
-    if not any_merchant:
-        conditions.append(c.merchant_id == bindparam("p_merchant_id"))
-    if signed_campaign:
-        conditions.append(c.campaign_id == bindparam("p_campaign_id"))
 
     def campaign(column):
         return select(column).where(_CAMPAIGNS.c.id == c.campaign_id).scalar_subquery()
 
-    return (
-        update(_COUPONS)
-        .where(*conditions)
-        .values(
-            uses_left=c.uses_left - uses,
-            status=case((c.uses_left - uses == 0, "redeemed"), else_=c.status),
-            seq=c.seq + 1,
-        )
-        .returning(
-            c.code, c.campaign_id, c.merchant_id, c.order_id, c.status, c.uses_total, c.uses_left,
-            c.valid_from, c.valid_until, c.seq,
-            campaign(_CAMPAIGNS.c.title).label("title"),
-            campaign(_CAMPAIGNS.c.price).label("price"),
-            campaign(_CAMPAIGNS.c.currency).label("currency"),
-        )
+    return _update(any_merchant, signed_campaign).returning(
+        *(c[name] for name in _RETURNED),
+        campaign(_CAMPAIGNS.c.title).label("title"),
+        campaign(_CAMPAIGNS.c.price).label("price"),
+        campaign(_CAMPAIGNS.c.currency).label("currency"),
     )

@@ -1,15 +1,22 @@
-"""`Idempotency-Key`: a retried POST returns the first answer and changes nothing."""
+"""`Idempotency-Key`: a retried POST returns the first answer and changes nothing.
+
+A replay is authorised like a first request, belongs to the API key that made it, and
+keeps no secret readable in the table.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from couponsvc.extensions import db
 from couponsvc.models import Coupon, IdempotencyRecord, Order, Redemption
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop, in_db, problem
+from tests.racing import Request, tally
+from tests.test_races import _cluster_holder, cluster  # noqa: F401 (fixtures)
 
 
 def _key(value: str) -> dict[str, str]:
@@ -203,3 +210,130 @@ def test_an_oversized_key_is_refused(client):
     assert 400 <= response.status_code < 500
     assert response.mimetype == "application/problem+json"
     assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["sold"] == 0
+
+
+# ------------------------------------------------------ authorised like a first request --
+def _new_key(client, shop, role: str, key: str | None = None, **body) -> dict:
+    """A key of the shop's merchant, made by its manager; `{id, key, ...}`."""
+    return client.ok(client.post(f"merchants/{shop.merchant['id']}/api-keys",
+                                 {"role": role, "label": f"{role} key", **body}, key=key or shop.manager), 201)
+
+
+def test_a_scanner_sending_a_managers_key_and_body_is_refused_for_its_role(client):
+    shop = Shop(client)
+    path = f"merchants/{shop.merchant['id']}/api-keys"
+    body = {"role": "manager", "label": "new manager"}
+    made = client.ok(client.post(path, body, key=shop.manager, headers=_key("new-key-1")), 201)
+    assert made["key"].startswith("cpn_manager_")
+    refused = client.post(path, body, key=shop.scanner, headers=_key("new-key-1"))
+    problem(refused, 403, "forbidden")
+    assert made["key"] not in refused.get_data(as_text=True)
+    keys = client.ok(client.get(f"merchants/{shop.merchant['id']}/api-keys", key=shop.manager))["data"]
+    assert [k["label"] for k in keys].count("new manager") == 1
+
+
+def test_a_revoked_key_gets_401_for_what_it_sent_before(client):
+    shop = Shop(client)
+    scanner = _new_key(client, shop, "scanner")
+    manager = _new_key(client, shop, "manager")
+    code = shop.coupon()["code"]
+    scan = {"code": code, "store_id": shop.store["id"]}
+    client.ok(client.post("redemptions", scan, key=scanner["key"], headers=_key("scan-r")), 201)
+    store_path = f"merchants/{shop.merchant['id']}/stores"
+    client.ok(client.post(store_path, {"name": "B"}, key=manager["key"], headers=_key("store-r")), 201)
+    for made in (scanner, manager):
+        client.ok(client.delete(f"api-keys/{made['id']}", key=shop.manager))
+    problem(client.post("redemptions", scan, key=scanner["key"], headers=_key("scan-r")),
+            401, "unauthenticated")
+    problem(client.post(store_path, {"name": "B"}, key=manager["key"], headers=_key("store-r")),
+            401, "unauthenticated")
+    # Whatever it sends: a new key, another body.
+    problem(client.post("redemptions", {"code": code}, key=scanner["key"], headers=_key("scan-new")),
+            401, "unauthenticated")
+
+
+def test_another_key_sending_the_same_header_makes_a_new_request(client):
+    shop = Shop(client, uses_per_coupon=2)
+    code = shop.coupon()["code"]
+    scan = {"code": code, "store_id": shop.store["id"]}
+    first = client.ok(client.post("redemptions", scan, key=shop.roaming_scanner,
+                                  headers=_key("till-1")), 201)
+    other = client.post("redemptions", scan, key=shop.scanner, headers=_key("till-1"))
+    assert other.headers.get("Idempotent-Replayed") is None
+    second = client.ok(other, 201)
+    assert second["id"] != first["id"]
+    assert (first["coupon"]["uses_left"], second["coupon"]["uses_left"]) == (1, 0)
+    assert _count(client, Redemption) == 2
+
+
+# ------------------------------------------------------------- no secret at rest --
+def test_stored_answers_keep_no_secret_in_the_clear_and_replay_it_once_decrypted(client, app):
+    shop = Shop(client)
+    made = client.post(f"merchants/{shop.merchant['id']}/api-keys", {"role": "scanner", "label": "t"},
+                       key=shop.manager, headers=_key("key-once"))
+    hook = client.post(f"merchants/{shop.merchant['id']}/integrations",
+                       {"adapter": "webhook", "config": {"url": "https://erp.example.com/hook"},
+                        "events": ["coupon.redeemed"]}, key=shop.manager, headers=_key("hook-once"))
+    secrets = [client.ok(made, 201)["key"], client.ok(hook, 201)["secret"]]
+    assert secrets[0].startswith("cpn_") and secrets[1].startswith("whsec_")
+    with app.app_context():
+        rows = db.session.execute(select(IdempotencyRecord.__table__)).all()
+        db.session.remove()
+    assert len(rows) == 2
+    stored = " ".join(str(value) for row in rows for value in row)
+    assert "cpn_" not in stored and "whsec_" not in stored
+    for secret in secrets:
+        assert secret not in stored
+    for first, path, body, key in (
+            (made, f"merchants/{shop.merchant['id']}/api-keys", {"role": "scanner", "label": "t"}, "key-once"),
+            (hook, f"merchants/{shop.merchant['id']}/integrations",
+             {"adapter": "webhook", "config": {"url": "https://erp.example.com/hook"},
+              "events": ["coupon.redeemed"]}, "hook-once")):
+        again = client.post(path, body, key=shop.manager, headers=_key(key))
+        assert (again.status_code, again.get_data()) == (201, first.get_data())
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.headers.get("Location") == first.headers.get("Location")
+
+
+# ------------------------------------------------------------ the idempotent redeem --
+def test_an_idempotent_redeem_replays_its_answer_though_the_coupon_changed_since(client, app):
+    shop = Shop(client, uses_per_coupon=3)
+    code = shop.coupon()["code"]
+    body = {"code": code, "uses": 1, "device_id": "till-9"}
+    first = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-same"))
+    assert client.ok(first, 201)["coupon"]["uses_left"] == 2
+    client.ok(shop.redeem(code), 201)  # another scan: the coupon has 1 use left now
+    again = client.post("redemptions", body, key=shop.scanner, headers=_key("scan-same"))
+    assert (again.status_code, again.get_data()) == (201, first.get_data())
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 1
+    assert _count(client, Redemption) == 2
+    with app.app_context():
+        record = db.session.execute(select(IdempotencyRecord)).scalar_one()
+        dialect = db.engine.dialect.name
+        db.session.remove()
+    # PostgreSQL stores the outcome with the redemption, in its one statement.
+    assert record.renderer == ("redemption" if dialect == "postgresql" else None)
+    problem(client.post("redemptions", {**body, "uses": 2}, key=shop.scanner, headers=_key("scan-same")),
+            409, "idempotency_key_reused")
+
+
+@pytest.mark.postgresql
+def test_concurrent_idempotent_redeems_of_a_multi_use_coupon_redeem_once(app, client, cluster):  # noqa: F811
+    """The tills all pass the statement's "no record yet" check; the record's primary key
+    lets one of them write, and the others' statements fail whole and replay its answer."""
+    shop = Shop(client, uses_per_coupon=5)
+    coupon = shop.coupon()
+    request = Request("POST", "redemptions", shop.scanner, {"code": coupon["code"], "device_id": "till-1"},
+                      {"Idempotency-Key": "race-multi-1"})
+
+    replies = cluster.race([request] * 20)
+
+    redemptions = cluster.pages("redemptions", shop.manager, code=coupon["code"])
+    assert len(redemptions) == 1, redemptions
+    assert cluster.ok(cluster.get(f"coupons/{coupon['code']}", shop.manager))["uses_left"] == 4
+    assert tally(replies) == {(201, None): 20}, [r for r in replies if r.status != 201][:3]
+    assert len({r.text for r in replies}) == 1
+    assert replies[0].json["id"] == redemptions[0]["id"]
+    assert cluster.pages("redemption-attempts", shop.manager, code=coupon["code"]) == []
