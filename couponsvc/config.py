@@ -78,6 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_QR_PUBLIC_KEYS", "QR_PUBLIC_KEYS", [], lambda n, r: _list(r)),
     Setting("COUPONSVC_DATA_KEYS", "DATA_KEYS", [], lambda n, r: _list(r)),
     Setting("COUPONSVC_PUBLIC_URL", "PUBLIC_URL", "", lambda n, r: r.rstrip("/")),
+    Setting("PORT", "PORT", 5000, lambda n, r: _int(n, r, minimum=1, maximum=65535)),
     Setting("COUPONSVC_MAX_REVERSAL_WINDOW", "MAX_REVERSAL_WINDOW", 3600, _seconds),
     Setting("COUPONSVC_DEFAULT_REVERSAL_WINDOW", "DEFAULT_REVERSAL_WINDOW", 600, _seconds),
     Setting("COUPONSVC_LOOKUP_LIMIT_PER_KEY", "LOOKUP_LIMIT_PER_KEY", "30/minute", _str),

@@ -1,23 +1,32 @@
-"""Absolute URLs handed to clients, and coupon representations with their QR."""
+"""Absolute URLs handed to clients, and coupon representations with their QR.
+
+Every absolute link starts with `COUPONSVC_PUBLIC_URL`, never with the request's
+`Host` (which the client chooses). With no PUBLIC_URL (allowed on SQLite only, the
+embedded default) links start with `http://127.0.0.1:$PORT` (PORT defaults to 5000),
+where `./scripts/serve` listens.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
 from .. import codes
 from ..models import Coupon
+from ..qr.image_token import image_key, image_token
 from ..qr_keys import shown_payload
 
 
 def base_url() -> str:
-    return current_app.config["PUBLIC_URL"] or request.host_url.rstrip("/")
+    return current_app.config["PUBLIC_URL"] or f"http://127.0.0.1:{current_app.config['PORT']}"
 
 
 def qr_url(code: str) -> str:
-    return f"{base_url()}/api/v1/coupons/{code}/qr.png"
+    """A capability URL: its token lets an `<img>` load the image without a key."""
+    token = image_token(image_key(current_app.config["SECRET_KEY"]), code)
+    return f"{base_url()}/api/v1/coupons/{code}/qr.png?token={token}"
 
 
 def issued_coupon(code: str, status: str, campaign_id: str, valid_until: datetime,

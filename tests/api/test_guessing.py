@@ -41,3 +41,65 @@ def test_an_address_over_budget_gets_no_answer_even_for_a_real_code(client):
     # Another key from the same address is refused too: the address is over budget.
     _refused(client.get(f"coupons/{real}", key=shop.manager))
     _refused(shop.redeem(real, key=shop.roaming_scanner, store_id=shop.store["id"]))
+
+
+# -- QR images: a capability URL, or a key ----------------------------------------------------
+
+
+def _path(url: str) -> str:
+    assert "/api/v1/coupons/" in url and "?token=" in url, url
+    return url.split("/api/v1/", 1)[1]
+
+
+def test_the_qr_url_loads_without_a_key_for_an_img_tag(client):
+    shop = Shop(client)
+    coupon = shop.coupon()
+    for url in (coupon["qr_url"], client.ok(client.get(f"coupons/{coupon['code']}"))["qr_url"]):
+        response = client.get(_path(url), key=None)
+        assert response.status_code == 200 and response.mimetype == "image/png"
+        svg = client.get(_path(url).replace("qr.png", "qr.svg"), key=None)
+        assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+
+
+def test_without_a_token_the_image_answers_404_whatever_the_code(client):
+    shop = Shop(client)
+    real = shop.coupon()["code"]
+    answers = []
+    for code in (real, codes.generate(), "NOT-A-CODE", real.lower()):
+        for kind in ("png", "svg"):
+            body = problem(client.get(f"coupons/{code}/qr.{kind}", key=None), 404, "coupon_not_found")
+            answers.append({k: body[k] for k in ("type", "title", "status", "detail", "code")})
+    assert all(answer == answers[0] for answer in answers), answers
+
+
+def test_a_token_opens_only_its_own_coupon(client):
+    shop = Shop(client)
+    first, second = shop.coupons(2)
+    token = first["qr_url"].split("token=", 1)[1]
+    other_token = second["qr_url"].split("token=", 1)[1]
+    assert token != other_token
+    for code, bad in ((second["code"], token), (first["code"], other_token), (first["code"], token[:-1]),
+                      (first["code"], token[:-1] + ("A" if token[-1] != "A" else "B")),
+                      (first["code"], ""), (codes.generate(), token)):
+        problem(client.get(f"coupons/{code}/qr.png", key=None, query_string={"token": bad}),
+                404, "coupon_not_found")
+
+
+def test_a_key_that_sees_the_coupon_draws_it_without_a_token(client):
+    shop, other = Shop(client), Shop(client)
+    code = shop.coupon()["code"]
+    for key in (shop.manager, shop.scanner, "platform"):
+        response = client.get(f"coupons/{code}/qr.png", key=key)
+        assert response.status_code == 200 and response.mimetype == "image/png"
+        assert "private" in response.headers["Cache-Control"]
+    problem(client.get(f"coupons/{code}/qr.png", key=other.manager), 404, "coupon_not_found")
+    problem(client.get(f"coupons/{code}/qr.png", key="cpn_manager_" + "x" * 43), 401, "unauthenticated")
+
+
+@pytest.mark.config(LOOKUP_LIMIT_PER_ADDRESS="3/hour")
+def test_guessing_images_uses_up_the_address_budget(client):
+    shop = Shop(client)
+    coupon = shop.coupon()
+    for _ in range(3):
+        problem(client.get(f"coupons/{codes.generate()}/qr.png", key=None), 404, "coupon_not_found")
+    _refused(client.get(_path(coupon["qr_url"]), key=None))

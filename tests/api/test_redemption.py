@@ -20,6 +20,12 @@ def shop(client):
     return Shop(client)
 
 
+def _image(coupon: dict, kind: str = "png", query: str = "") -> str:
+    """The path of the coupon's QR image, with the token of its qr_url."""
+    path = coupon["qr_url"].split("/api/v1/", 1)[1].replace("qr.png", f"qr.{kind}")
+    return path + (f"&{query}" if query else "")
+
+
 def _coupon(client, code: str) -> dict:
     return client.ok(client.get(f"coupons/{code}"))
 
@@ -275,8 +281,7 @@ def test_coupon_redeemed_event_carries_what_an_erp_needs(client):
 
 @pytest.mark.parametrize("kind, mimetype", [("png", "image/png"), ("svg", "image/svg+xml")])
 def test_qr_images_are_cacheable(client, shop, kind, mimetype):
-    code = shop.coupon()["code"]
-    path = f"coupons/{code}/qr.{kind}"
+    path = _image(shop.coupon(), kind)
     first = client.get(path, key=None)
     assert first.status_code == 200, first.get_data(as_text=True)
     assert first.mimetype == mimetype
@@ -294,19 +299,19 @@ def test_qr_images_are_cacheable(client, shop, kind, mimetype):
 
 
 def test_qr_png_scale_changes_the_size(client, shop):
-    code = shop.coupon()["code"]
-    small = Image.open(io.BytesIO(client.get(f"coupons/{code}/qr.png", key=None).get_data()))
-    big_response = client.get(f"coupons/{code}/qr.png?scale=20", key=None)
+    coupon = shop.coupon()
+    small = Image.open(io.BytesIO(client.get(_image(coupon), key=None).get_data()))
+    big_response = client.get(_image(coupon, query="scale=20"), key=None)
     big = Image.open(io.BytesIO(big_response.get_data()))
     assert big.size[0] > small.size[0] and big.size[1] > small.size[1]
-    assert big_response.headers["ETag"] != client.get(f"coupons/{code}/qr.png", key=None).headers["ETag"]
+    assert big_response.headers["ETag"] != client.get(_image(coupon), key=None).headers["ETag"]
 
 
 def test_qr_svg_scale_changes_the_size(client, shop):
-    code = shop.coupon()["code"]
+    coupon = shop.coupon()
     widths = []
     for scale in (2, 20):
-        svg = client.get(f"coupons/{code}/qr.svg?scale={scale}", key=None).get_data(as_text=True)
+        svg = client.get(_image(coupon, "svg", f"scale={scale}"), key=None).get_data(as_text=True)
         root = ElementTree.fromstring(svg)
         assert root.tag.endswith("svg")
         widths.append(float(re.match(r"[0-9.]+", root.get("width")).group()))
@@ -315,16 +320,16 @@ def test_qr_svg_scale_changes_the_size(client, shop):
 
 @pytest.mark.parametrize("scale", ["0", "-1", "41", "abc"])
 def test_a_bad_qr_scale_is_a_validation_error(client, shop, scale):
-    code = shop.coupon()["code"]
+    coupon = shop.coupon()
     for kind in ("png", "svg"):
-        problem(client.get(f"coupons/{code}/qr.{kind}?scale={scale}", key=None), 422,
+        problem(client.get(_image(coupon, kind, f"scale={scale}"), key=None), 422,
                 "validation_error")
 
 
 def test_qr_png_decodes_to_the_payload(client, shop):
     coupon = shop.coupon()
-    for scale in ("", "?scale=3", "?scale=20"):
-        png = client.get(f"coupons/{coupon['code']}/qr.png{scale}", key=None).get_data()
+    for scale in ("", "scale=3", "scale=20"):
+        png = client.get(_image(coupon, query=scale), key=None).get_data()
         found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
         assert [barcode.text for barcode in found] == [coupon["qr_payload"]]
 
@@ -338,4 +343,5 @@ def test_the_qr_url_of_an_order_serves_the_image(client, shop):
 
 def test_qr_image_of_an_unknown_coupon_is_not_found(client):
     problem(client.get(f"coupons/{codes.generate()}/qr.png", key=None), 404, "coupon_not_found")
-    problem(client.get("coupons/NOT-A-CODE/qr.svg", key=None), 400, "invalid_code")
+    problem(client.get("coupons/NOT-A-CODE/qr.svg", key=None), 404, "coupon_not_found")
+    problem(client.get("coupons/NOT-A-CODE/qr.svg"), 400, "invalid_code")  # with a key: a typo

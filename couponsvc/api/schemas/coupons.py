@@ -88,6 +88,8 @@ class JobOut(Schema):
 class QrArgs(InputSchema):
     scale = fields.Int(load_default=None, validate=validate.Range(1, 40),
                        metadata={"description": "pixels per module: 8 for a phone, 20-40 for print"})
+    token = fields.Str(load_default=None, validate=validate.Length(max=100), metadata={
+        "description": "the token of the coupon's `qr_url`; not needed with an API key that sees the coupon"})
 
 
 class RevocationOut(Schema):
