@@ -51,3 +51,18 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
                  code=coupon.code, campaign_id=coupon.campaign_id, order_id=coupon.order_id,
                  uses_left=coupon.uses_left, seq=row.seq, status="voided")))
     return coupon
+
+
+def revocations_after(session: Session, merchant_id: str | None, after: int | None,
+                      limit: int) -> tuple[list[Revocation], int]:
+    """Up to `limit` revocations (of `merchant_id`, or all) after the cursor `after`,
+    oldest first, and the cursor to resume from: the last row's, or `after` itself when
+    there was none. Every page answers one, the last included, so an offline scanner
+    that has read everything asks again later with it and gets only what is new."""
+    query = select(Revocation)
+    if merchant_id is not None:
+        query = query.where(Revocation.merchant_id == merchant_id)
+    if after is not None:
+        query = query.where(Revocation.seq > after)
+    rows = list(session.execute(query.order_by(Revocation.seq).limit(limit)).scalars())
+    return rows, rows[-1].seq if rows else (after or 0)
