@@ -109,9 +109,14 @@ def rotate_data_keys():
     older versions stored in the clear included); then older keys may be dropped."""
     from .adapters import installed
     from .data_key_rotation import rotate_data_keys as rotate
+    from .data_keys import DataKeyError
     from .qr_keys import data_keys
 
-    counts = rotate(db.session, installed(), data_keys())
+    try:
+        counts = rotate(db.session, installed(), data_keys())
+    except DataKeyError as error:
+        raise click.ClickException(f"{error}: keep every key still in use in COUPONSVC_DATA_KEYS, "
+                                   "after the new first one") from None
     for table, count in counts.items():
         click.echo(f"{table}: {count} value(s) re-encrypted under the first data key", err=True)
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash
 
+from couponsvc.data_keys import DataKeys
 from couponsvc.extensions import db
 from couponsvc.models import AdminUser, ApiKey, Campaign
+from couponsvc.qr.keyring import KeyRing
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_create_key_prints_the_key_alone_and_it_works(app, client):
@@ -90,3 +98,23 @@ def test_new_qr_key_prints_a_usable_key(app):
     result = app.test_cli_runner().invoke(args=["new-qr-key"])
     ring = KeyRing.from_settings([result.stdout.strip()], [], "/nonexistent")
     assert ring.current_kid
+
+
+@pytest.mark.parametrize("environ", [
+    {},  # nothing at all
+    {"COUPONSVC_INSTANCE_PATH": "{tmp}/instance"},  # no app is built: nothing is written there
+    {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},  # a production host not configured yet
+])
+@pytest.mark.parametrize("command", ["new-qr-key", "new-data-key"])
+def test_key_commands_need_no_configuration(tmp_path, command, environ):
+    environ = {name: value.format(tmp=tmp_path) for name, value in environ.items()}
+    done = subprocess.run([sys.executable, "-m", "couponsvc.cli", command], env=environ, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    if command == "new-qr-key":
+        ring = KeyRing.from_settings([key], [], str(tmp_path / "unused"))
+        assert ring.verify(b"m", ring.sign(b"m")) == ring.current_kid
+    else:
+        assert DataKeys([key]).decrypt(DataKeys([key]).encrypt("x")) == "x"
+    assert not (tmp_path / "instance").exists() and not (tmp_path / "unused").exists()
