@@ -8,13 +8,13 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import codes
 from ..coupons import find_coupon, redemptions_of, revocations_after, void_coupon
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Coupon
-from ..principal import MANAGER, PLATFORM, SCANNER
+from ..principal import MANAGER, PLATFORM, SCANNER, authenticate
 from ..qr import render
+from ..qr.image_token import image_key, token_matches
 from ..qr.keyring import UnknownKeyError
 from ..qr_keys import coupon_payload, keyring
 from ..ratelimit import guarded_lookup
@@ -28,7 +28,8 @@ from .unit_of_work import unit_of_work
 
 blp = Blueprint("coupons", __name__, url_prefix="/api/v1", description="Coupons and their QR codes")
 
-QR_CACHE = "public, max-age=31536000, immutable"
+QR_CACHE = "public, max-age=31536000, immutable"  # the token-bearing URL
+QR_CACHE_WITH_KEY = "private, max-age=300"
 
 
 @blp.route("/coupons/<code>")
@@ -55,16 +56,16 @@ class VoidCoupon(MethodView):
         return coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))
 
 
-def _qr_response(code: str, scale: int | None, kind: str) -> Response:
-    """The coupon's QR image; public (a buyer's phone loads it), cacheable forever."""
+def _qr_response(code: str, args: dict, kind: str) -> Response:
+    """The coupon's QR image, for the token of its `qr_url` or a key that sees it."""
     with guarded_lookup(None):
-        coupon = _public_coupon(code)
+        coupon = _coupon_to_draw(code, args.get("token"))
     try:
         payload = coupon_payload(coupon, db.session.get(Campaign, coupon.campaign_id).qr_kid)
     except UnknownKeyError:
         raise DomainError("invalid_state", "the key that signed this deal's coupons was removed; "
                           "their QR codes cannot be drawn again") from None
-    scale = scale or render.DEFAULT_SCALE
+    scale = args["scale"] or render.DEFAULT_SCALE
     etag = hashlib.sha256(f"{kind}:{scale}:{payload}".encode()).hexdigest()[:32]
     if etag in request.if_none_match:
         response = Response(status=304)
@@ -73,37 +74,49 @@ def _qr_response(code: str, scale: int | None, kind: str) -> Response:
     else:
         response = Response(render.svg(payload, scale), mimetype="image/svg+xml")
     response.set_etag(etag)
-    response.headers["Cache-Control"] = QR_CACHE
+    response.headers["Cache-Control"] = QR_CACHE if args.get("token") else QR_CACHE_WITH_KEY
     return response
 
 
-def _public_coupon(code: str) -> Coupon:
-    try:
-        canonical = codes.canonical(code)
-    except codes.CodeError:
-        raise DomainError("invalid_code", "the code is mistyped") from None
-    coupon = db.session.get(Coupon, canonical)
-    if coupon is None:
+def _coupon_to_draw(code: str, token: str | None) -> Coupon:
+    """With a token, the coupon it was made for; else the coupon a Bearer key sees.
+
+    Without either, or with a token that does not match, `coupon_not_found` whatever
+    the code (real, unknown or mistyped): the image is no oracle.
+    """
+    if token is not None:
+        coupon = db.session.get(Coupon, code)
+        key = image_key(current_app.config["SECRET_KEY"])
+        if coupon is None or not token_matches(key, coupon.code, token):
+            raise DomainError("coupon_not_found")
+        return coupon
+    header = request.headers.get("Authorization")
+    if header is None:
         raise DomainError("coupon_not_found")
-    return coupon
+    return find_coupon(db.session, authenticate(db.session, header), code)
+
+
+QR_DOC = {"security": [{}, {"bearerAuth": []}],
+          "description": "Needs the `token` of the coupon's `qr_url` or a key that sees the coupon; "
+                         "otherwise 404 coupon_not_found, whatever the code."}
 
 
 @blp.route("/coupons/<code>/qr.png")
 class QrPng(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/png")
-    @blp.doc(security=[])
+    @blp.doc(**QR_DOC)
     def get(self, args, code):
-        return _qr_response(code, args["scale"], "png")
+        return _qr_response(code, args, "png")
 
 
 @blp.route("/coupons/<code>/qr.svg")
 class QrSvg(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/svg+xml")
-    @blp.doc(security=[])
+    @blp.doc(**QR_DOC)
     def get(self, args, code):
-        return _qr_response(code, args["scale"], "svg")
+        return _qr_response(code, args, "svg")
 
 
 @blp.route("/qr-keys")
