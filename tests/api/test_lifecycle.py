@@ -150,10 +150,9 @@ def test_an_active_campaign_takes_a_later_sales_end_only(client):
     current = datetime.fromisoformat(shop.campaign["sales_end"])
     later = client.ok(client.patch(path, {"sales_end": iso(current + timedelta(days=2))}))
     assert datetime.fromisoformat(later["sales_end"]) == current + timedelta(days=2)
-    refused = client.patch(path, {"sales_end": iso(current + timedelta(days=1))})
-    assert refused.status_code in (409, 422), refused.get_data(as_text=True)
-    assert refused.get_json()["code"] in ("validation_error", "invalid_state")
-    problem(refused, refused.status_code, refused.get_json()["code"])
+    refused = problem(client.patch(path, {"sales_end": iso(current + timedelta(days=1))}),
+                      422, "validation_error")
+    assert list(refused["errors"]) == ["sales_end"]
     kept = client.ok(client.get(path))
     assert datetime.fromisoformat(kept["sales_end"]) == current + timedelta(days=2)
 
