@@ -26,6 +26,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     require_production_settings(app.config)
     _configure(app)
+    if app.config["TRUSTED_PROXIES"]:  # the client address is taken from that many X-Forwarded-For hops
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
     from . import extensions, jobs, qr_keys, ratelimit
     from .api import register_api
