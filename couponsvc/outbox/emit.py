@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, insert, literal, select
+from sqlalchemy import Insert, Select, Text, cast, insert, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -52,6 +52,17 @@ def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     fan_out(session, seqs)
 
 
+EVENT_COLUMNS = ("id", "type", "merchant_id", "coupon_code", "coupon_seq", "data", "created_at")
+
+
+def insert_events(rows: Select) -> Insert:
+    """INSERT the events of `rows` (a SELECT of `EVENT_COLUMNS`), RETURNING `seq`, `type`
+    and `merchant_id`: what `fanout.insert_deliveries` takes, so one statement can write
+    events and their deliveries as a chain of CTEs (the PostgreSQL redeem)."""
+    return (insert(_EVENTS).from_select(list(EVENT_COLUMNS), rows)
+            .returning(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.merchant_id))
+
+
 def emit_from(session: Session, type_: str, source: Select, now: datetime) -> int:
     """Events of one type, one per row of `source` (a SELECT of `merchant_id`,
     `coupon_code`, `coupon_seq` and `data`), written and fanned out set-based: one
@@ -59,14 +70,10 @@ def emit_from(session: Session, type_: str, source: Select, now: datetime) -> in
     _check(type_)
     batch = new_id("evt")[:20]  # evt_, 10 characters of time, 6 random: this batch's ids
     rows = source.subquery("source")
-    seqs = session.execute(
-        insert(_EVENTS).from_select(
-            ["id", "type", "merchant_id", "coupon_code", "coupon_seq", "data", "created_at"],
-            select(cast(literal(batch), Text) + _random_hex(), literal(type_), rows.c.merchant_id,
-                   rows.c.coupon_code, rows.c.coupon_seq, rows.c.data,
-                   literal(now, _EVENTS.c.created_at.type)))
-        .returning(_EVENTS.c.seq)
-    ).scalars().all()
+    seqs = session.execute(insert_events(
+        select(cast(literal(batch), Text) + _random_hex(), literal(type_), rows.c.merchant_id,
+               rows.c.coupon_code, rows.c.coupon_seq, rows.c.data, literal(now, _EVENTS.c.created_at.type))
+    )).scalars().all()
     if seqs:
         e = _EVENTS.c
         written = select(e.seq, e.type, e.merchant_id).where(
