@@ -1,8 +1,9 @@
 """The one way adapters talk HTTP: checked targets, bounded waits, classified answers.
 
 `request` sends (after `targets.check_url`, unless private targets are allowed), never
-follows a redirect, reads at most 64 KiB of the answer within the timeout, and turns
-transport failures into `RetryableError`. `raise_for_status` classifies an answer as
+follows a redirect, reads at most 64 KiB of the answer, and turns transport failures
+into `RetryableError`. The context's timeout is one wall-clock deadline over the whole
+call, connect, headers and body (`integrations.deadline`), not a bound on each read. `raise_for_status` classifies an answer as
 the delivery semantics say: only 2xx succeeds; 410 Gone is permanent and disables the
 integration; everything else (3xx, 4xx, 5xx) is retryable, 429 and 503 with the
 `Retry-After` they sent. `post` is the three steps in one for adapters with nothing
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import threading
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ import urllib3
 from requests.structures import CaseInsensitiveDict
 
 from .adapter import EXCERPT_CHARS, Context, Outcome, PermanentError, RetryableError
+from .deadline import Deadline, WatchedAdapter, deadline
 from .targets import GuardedAdapter, TargetRefused, check_url
 
 MAX_BODY = 64 * 1024
@@ -62,22 +63,22 @@ def new_session(*, allow_private_targets: bool = False) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.headers["User-Agent"] = USER_AGENT
-    if not allow_private_targets:
-        _guard(session)
+    _mount(session, WatchedAdapter() if allow_private_targets else GuardedAdapter())
     return session
 
 
-def _guard(session: requests.Session) -> None:
-    guard = GuardedAdapter()
-    session.mount("http://", guard)
-    session.mount("https://", guard)
+def _mount(session: requests.Session, adapter: WatchedAdapter) -> None:
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
 
 
 def _session(context: Context) -> requests.Session:
     if context.session is not None:
-        if not context.allow_private_targets and not isinstance(
-                context.session.get_adapter("https://example.com"), GuardedAdapter):
-            _guard(context.session)
+        mounted = context.session.get_adapter("https://example.com")
+        if not context.allow_private_targets and not isinstance(mounted, GuardedAdapter):
+            _mount(context.session, GuardedAdapter())
+        elif not isinstance(mounted, WatchedAdapter):
+            _mount(context.session, WatchedAdapter())
         return context.session
     key = "open" if context.allow_private_targets else "guarded"
     if not hasattr(_local, key):
@@ -102,13 +103,20 @@ def request(context: Context, method: str, url: str, *, json: Any = None,
         raise PermanentError(f"invalid target URL: {error}") from error
     except OSError as error:
         raise RetryableError(f"could not resolve {host}: {error.strerror or error}") from error
-    deadline = time.monotonic() + context.timeout
+    with deadline(context.timeout) as call:
+        return _send(context, call, method, url, host, data=data, headers=headers, params=params)
+
+
+def _send(context: Context, call: Deadline, method: str, url: str, host: str, **kwargs: Any) -> Reply:
+    status_code = None
     try:
-        with _session(context).request(
-                method, url, data=data, headers=headers, params=params, stream=True,
-                timeout=context.timeout, allow_redirects=False) as response:
-            body = _read(response, deadline, context.timeout, host)
-            return Reply(response.status_code, CaseInsensitiveDict(response.headers), body)
+        with _session(context).request(method, url, stream=True, timeout=context.timeout,
+                                       allow_redirects=False, **kwargs) as response:
+            status_code = response.status_code
+            body = _read(response)
+            if call.expired:  # the watchdog cut the body short
+                raise _late(host, context.timeout, status_code)
+            return Reply(status_code, CaseInsensitiveDict(response.headers), body)
     except TargetRefused as error:
         raise PermanentError(f"target refused: {error}") from error
     except (requests.Timeout, urllib3.exceptions.TimeoutError) as error:
@@ -117,12 +125,20 @@ def request(context: Context, method: str, url: str, *, json: Any = None,
             requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader) as error:
         raise PermanentError(f"invalid request: {type(error).__name__}") from error
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+        if call.expired:
+            raise _late(host, context.timeout, status_code) from error
         raise RetryableError(f"could not reach {host}: {type(error).__name__}") from error
 
 
-def _read(response: requests.Response, deadline: float, timeout: float, host: str) -> bytes:
-    """At most MAX_BODY bytes, given up on once the whole call passed its timeout (a
-    server dripping bytes slower than the per-read timeout cannot hold a worker)."""
+def _late(host: str, timeout: float, status_code: int | None) -> RetryableError:
+    """The deadline passed: before the headers were complete, or during the body."""
+    if status_code is None:
+        return RetryableError(f"no answer from {host} within {timeout:g} s")
+    return RetryableError(f"the answer from {host} took longer than {timeout:g} s", status_code=status_code)
+
+
+def _read(response: requests.Response) -> bytes:
+    """At most MAX_BODY bytes; the call's deadline cuts a server dripping them."""
     chunks, size = [], 0
     while size < MAX_BODY:
         chunk = response.raw.read1(8192, decode_content=True)
@@ -130,9 +146,6 @@ def _read(response: requests.Response, deadline: float, timeout: float, host: st
             break
         chunks.append(chunk)
         size += len(chunk)
-        if time.monotonic() > deadline:
-            raise RetryableError(f"the answer from {host} took longer than {timeout:g} s",
-                                 status_code=response.status_code)
     return b"".join(chunks)[:MAX_BODY]
 
 

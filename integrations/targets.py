@@ -17,9 +17,9 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .deadline import Watched, WatchedAdapter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -94,26 +94,16 @@ class _PeerCheck:
         return sock
 
 
-class _GuardedConnection(_PeerCheck, HTTPConnection):
+class _GuardedConnection(_PeerCheck, Watched, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_PeerCheck, HTTPSConnection):
+class _GuardedHTTPSConnection(_PeerCheck, Watched, HTTPSConnection):
     pass
 
 
-class _GuardedPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedConnection
+class GuardedAdapter(WatchedAdapter):
+    """A requests transport whose new connections must reach a public address (and keep
+    to the call's deadline, as every adapter's do)."""
 
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests transport whose new connections must reach a public address."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedPool,
-                                                   "https": _GuardedHTTPSPool}
+    connections = (_GuardedConnection, _GuardedHTTPSConnection)
