@@ -172,13 +172,6 @@ class Run:
     env: dict[str, str]  # for every couponsvc process of the run
 
 
-def libpq_url(raw: str) -> str:
-    for scheme in ("postgresql+psycopg://", "postgres://"):
-        if raw.startswith(scheme):
-            return "postgresql://" + raw[len(scheme):]
-    return raw
-
-
 def prepare_database(url: str, *, recreate: bool) -> None:
     params = conninfo_to_dict(url)
     name = params.get("dbname")
@@ -198,12 +191,13 @@ def prepare_database(url: str, *, recreate: bool) -> None:
 def open_run(args: argparse.Namespace, name: str, load: str, *, default_db_url: str,
              default_redis_url: str, redis_note: str = "") -> Run:
     """The output directory, a tag for this run's names, the database (the default one
-    created anew unless --keep-db), the environment of the couponsvc processes (with the
-    settings a production boot requires), and a header saying what runs against what."""
+    created anew unless --keep-db), the environment of the couponsvc processes (settings
+    from the environment win over run_keys), and a header saying what runs against what."""
     out = args.out or Path(tempfile.mkdtemp(prefix=f"couponsvc-bench-{name}-"))
     out.mkdir(parents=True, exist_ok=True)
     tag = secrets.token_hex(2).upper()
-    db_url = libpq_url(os.environ.get("DATABASE_URL") or default_db_url)
+    db_url = re.sub(r"^(postgresql\+psycopg2?|postgres)://", "postgresql://",
+                    os.environ.get("DATABASE_URL") or default_db_url)
     redis_url = os.environ.get("REDIS_URL") or default_redis_url
     log(f"couponsvc {name} benchmark, run {tag}; output in {out}")
     log(f"  DATABASE_URL={db_url}  REDIS_URL={redis_url}{redis_note}")
@@ -211,13 +205,26 @@ def open_run(args: argparse.Namespace, name: str, load: str, *, default_db_url: 
         f"{os.cpu_count()} CPUs")
     default_db = not os.environ.get("DATABASE_URL")
     prepare_database(db_url, recreate=args.fresh_db or (default_db and not args.keep_db))
-    qr_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-    env = {"SECRET_KEY": secrets.token_urlsafe(32), "COUPONSVC_QR_SIGNING_KEYS": qr_key,
-           "COUPONSVC_DATA_KEYS": Fernet.generate_key().decode(),
-           "COUPONSVC_PUBLIC_URL": "http://couponsvc-bench.localhost",
-           **os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
+    env = {**run_keys(conninfo_to_dict(db_url)["dbname"]), **os.environ, "DATABASE_URL": db_url,
+           "REDIS_URL": redis_url,
            "COUPONSVC_INSTANCE_PATH": str(out / "instance"), "PYTHONUNBUFFERED": "1"}
     return Run(out, tag, db_url, redis_url, env)
+
+
+def run_keys(dbname: str) -> dict[str, str]:
+    """The settings a production boot requires, generated once per database and kept under
+    instance/, so that a kept database's encrypted rows and signed campaigns stay readable."""
+    path = ROOT / "instance" / f"bench-keys-{dbname}.json"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "COUPONSVC_QR_SIGNING_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32))
+            .rstrip(b"=").decode(),
+            "COUPONSVC_DATA_KEYS": Fernet.generate_key().decode(),
+            "COUPONSVC_PUBLIC_URL": "http://couponsvc-bench.localhost"}))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
 
 
 def couponsvc_cli() -> list[str]:
@@ -244,12 +251,6 @@ def setup_database(env: dict[str, str]) -> str:
 # ---------------------------------------------------------------- HTTP
 
 
-class ApiError(BenchError):
-    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
-        super().__init__(f"{method} {path} -> {status}: {body}")
-        self.status, self.body = status, body
-
-
 class Client:
     """A small keep-alive JSON client: one connection per thread."""
 
@@ -257,10 +258,10 @@ class Client:
         self.port, self.key, self.timeout = port, key, timeout
         self._local = threading.local()
 
-    def send(self, method: str, path: str, body: Any = None, *, key: str | None = None,
+    def send(self, method: str, path: str, body: Any = None, *,
              idempotency_key: str | None = None) -> tuple[int, Any]:
         """(status, parsed answer); a dropped keep-alive connection is retried once."""
-        headers = {"Authorization": f"Bearer {key or self.key}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self.key}", "Accept": "application/json"}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
@@ -291,7 +292,7 @@ class Client:
              expect: tuple[int, ...] = (200, 201, 202), **kwargs: Any) -> Any:
         status, data = self.send(method, path, body, **kwargs)
         if status not in expect:
-            raise ApiError(method, path, status, data)
+            raise BenchError(f"{method} {path} -> {status}: {data}")
         return data
 
 
@@ -340,9 +341,11 @@ def start_gunicorn(procs: Processes, args: argparse.Namespace, env: dict[str, st
     """gunicorn -k gthread on `app` (a module of scripts/bench/ or couponsvc), answering `probe`."""
     port, log_path = free_port(), out / f"gunicorn-{tag}.log"
     gunicorn = tool("gunicorn") or "gunicorn"
-    argv = [gunicorn, "--pythonpath", str(BENCH_DIR), "--bind", f"127.0.0.1:{port}",
-            "--worker-class", "gthread", "--workers", str(args.workers), "--threads",
-            str(args.threads), "--log-level", "warning", "--graceful-timeout", "5"]
+    argv = [gunicorn, "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers",
+            str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
+            "--graceful-timeout", "5"]
+    if not app.startswith("couponsvc:"):
+        argv += ["--pythonpath", str(BENCH_DIR)]
     if "--no-control-socket" in _help(gunicorn):  # newer gunicorn opens one by default
         argv.append("--no-control-socket")
     proc = procs.start([*argv, app], env=env, log_path=log_path)

@@ -1,17 +1,9 @@
--- wrk script for scripts/bench_redeem.py: every request redeems a distinct coupon.
---
---   wrk -t2 -c16 -d20s --latency -s scripts/bench/redeem.lua http://127.0.0.1:PORT \
---       -- MODE CODES_FILE NTHREADS [SCANNER_KEY STORE_ID [IDEMPOTENCY]]
---
--- MODE "ours": POST /api/v1/redemptions with {"code", "store_id"} and the scanner key
---              (IDEMPOTENCY "1" adds an Idempotency-Key header per request);
--- MODE "thin": an empty POST /redeem/<code> to scripts/bench/thin_redeem.py.
--- CODES_FILE holds one code a line; thread i (0-based) takes the lines whose 0-based
--- index is i modulo NTHREADS, so no coupon is sent twice. Requests are built in init(),
--- so request() is a table lookup. A thread whose codes run out stops itself, and
--- done() says so: size the file for the duration. done() prints one line
--- "WRK_RESULT {json}" with every HTTP status counted (non-2xx included), the
--- latency percentiles of all requests, and how many codes were loaded and sent.
+-- wrk script of scripts/bench_redeem.py: every request redeems a distinct coupon.
+--   wrk ... -s redeem.lua URL -- MODE CODES_FILE NTHREADS [SCANNER_KEY STORE_ID [IDEMPOTENCY]]
+-- MODE "ours": POST /api/v1/redemptions (IDEMPOTENCY "1" adds an Idempotency-Key per request);
+-- "thin": POST /redeem/<code> to thin_redeem.py. Thread i takes the codes whose index is i
+-- modulo NTHREADS; a thread out of codes stops. done() prints "WRK_RESULT {json}": every
+-- status counted, latency percentiles of all requests, codes loaded and answered.
 
 local threads = {}
 
@@ -20,40 +12,27 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local requests_ = {}
-local next_ = 1
-local loaded = 0
-statuses = {}
-sent = 0
-extra = 0
-exhausted = false
+local requests_, next_, loaded = {}, 1, 0
+statuses, sent, extra, exhausted = {}, 0, 0, false
 
 function init(args)
    local mode, codes_file, nthreads = args[1], args[2], tonumber(args[3])
-   if mode ~= "ours" and mode ~= "thin" then
-      error("first script argument must be 'ours' or 'thin', got " .. tostring(mode))
-   end
-   if not codes_file or not nthreads or nthreads < 1 then
-      error("usage: -- MODE CODES_FILE NTHREADS [SCANNER_KEY STORE_ID [IDEMPOTENCY]]")
+   if (mode ~= "ours" and mode ~= "thin") or not codes_file or not nthreads or nthreads < 1 then
+      error("usage: -- ours|thin CODES_FILE NTHREADS [SCANNER_KEY STORE_ID [IDEMPOTENCY]]")
    end
    local key, store_id, idem = args[4], args[5], args[6] == "1"
-   local file = assert(io.open(codes_file, "r"))
    local index = 0
-   for line in file:lines() do
+   for line in io.lines(codes_file) do
       local code = line:match("^%s*(.-)%s*$")
       if code ~= "" then
          if index % nthreads == tid then
             local req
             if mode == "ours" then
-               local headers = {
-                  ["Authorization"] = "Bearer " .. key,
-                  ["Content-Type"] = "application/json",
-               }
-               if idem then
-                  headers["Idempotency-Key"] = "bench-redeem-" .. code
-               end
-               local body = '{"code": "' .. code .. '", "store_id": "' .. store_id .. '"}'
-               req = wrk.format("POST", "/api/v1/redemptions", headers, body)
+               local headers = {["Authorization"] = "Bearer " .. key,
+                                ["Content-Type"] = "application/json"}
+               if idem then headers["Idempotency-Key"] = "bench-redeem-" .. code end
+               req = wrk.format("POST", "/api/v1/redemptions", headers,
+                                '{"code": "' .. code .. '", "store_id": "' .. store_id .. '"}')
             else
                req = wrk.format("POST", "/redeem/" .. code, {["Content-Length"] = "0"}, nil)
             end
@@ -63,15 +42,12 @@ function init(args)
          index = index + 1
       end
    end
-   file:close()
    codes_loaded = loaded
 end
 
 function request()
    local req = requests_[next_]
-   if req == nil then
-      -- Out of codes: stop this thread. wrk still wants a request string; the
-      -- answer to it is counted under "extra", not as a redemption.
+   if req == nil then  -- out of codes: the answer to this last request counts as "extra"
       exhausted = true
       wrk.thread:stop()
       return requests_[loaded]
@@ -83,14 +59,14 @@ end
 function response(status, headers, body)
    if exhausted then
       extra = extra + 1
-      return
+   else
+      sent = sent + 1
+      statuses[status] = (statuses[status] or 0) + 1
    end
-   sent = sent + 1
-   statuses[status] = (statuses[status] or 0) + 1
 end
 
 function done(summary, latency, requests)
-   local total = {}
+   local total, parts = {}, {}
    local loaded_all, sent_all, extra_all, exhausted_threads = 0, 0, 0, 0
    for _, thread in ipairs(threads) do
       for status, count in pairs(thread:get("statuses") or {}) do
@@ -99,11 +75,8 @@ function done(summary, latency, requests)
       loaded_all = loaded_all + (thread:get("codes_loaded") or 0)
       sent_all = sent_all + (thread:get("sent") or 0)
       extra_all = extra_all + (thread:get("extra") or 0)
-      if thread:get("exhausted") then
-         exhausted_threads = exhausted_threads + 1
-      end
+      if thread:get("exhausted") then exhausted_threads = exhausted_threads + 1 end
    end
-   local parts = {}
    for status, count in pairs(total) do
       table.insert(parts, string.format('"%d": %d', status, count))
    end
