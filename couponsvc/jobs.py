@@ -6,6 +6,12 @@ path), so the web app never imports `workers/`. With `REDIS_URL` set jobs go to 
 serving process, after the response, so the embedded default works with nothing else
 running.
 Call `enqueue` through `after_commit`, never before the commit.
+
+In process, at most `MAX_IN_PROCESS_JOBS` jobs wait or run at once (on
+`IN_PROCESS_THREADS` threads); past that `enqueue` raises `QueueFull` and the job is
+not queued. That is safe: what a job would do is in the database, and a sweep finds
+it (the relay sweep wakes every integration with deliveries due, the bulk sweep runs
+bulk jobs nobody runs, the ticker queues periodic jobs again next second).
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from .tasks import Task
 log = logging.getLogger(__name__)
 
 _TICKER_LOCK = threading.Lock()
+IN_PROCESS_THREADS = 4
+MAX_IN_PROCESS_JOBS = 256
+
+
+class QueueFull(RuntimeError):
+    """The in-process runner has MAX_IN_PROCESS_JOBS jobs already; a sweep will find the work."""
 
 
 class JobRunner:
@@ -70,8 +82,11 @@ class JobRunner:
 
     def _submit_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         with self._mutex:
+            if len(self._pending) >= MAX_IN_PROCESS_JOBS:
+                raise QueueFull(f"{len(self._pending)} in-process jobs wait or run; {func_path} not queued")
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="couponsvc-job")
+                self._executor = ThreadPoolExecutor(max_workers=IN_PROCESS_THREADS,
+                                                    thread_name_prefix="couponsvc-job")
             future = self._executor.submit(self._run_here, func_path, args)
             self._pending.add(future)
         future.add_done_callback(self._done)
