@@ -130,6 +130,9 @@ def test_a_roaming_scanner_cannot_redeem_another_merchants_coupon_at_its_store(c
                 404, "coupon_not_found")
     problem(mine.redeem(coupon["code"], key=mine.roaming_scanner,
                         store_id=theirs.other_store["id"], uses=1), 404, "coupon_not_found")
+    problem(client.post("redemptions", {"code": coupon["code"], "store_id": theirs.store["id"]},
+                        key=mine.roaming_scanner, headers={"Idempotency-Key": "till-1-scan-1"}),
+            404, "coupon_not_found")  # the idempotent redeem is a statement of its own
     untouched = client.ok(client.get(f"coupons/{coupon['code']}"))
     assert (untouched["status"], untouched["uses_left"], untouched["redemptions"]) == (
         "active", 1, [])
