@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_BULK_MAX", "BULK_MAX", 1_000_000, lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_DB_POOL_SIZE", "DB_POOL_SIZE", 10, lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS", "ALLOW_PRIVATE_WEBHOOK_TARGETS", False, _bool),
+    Setting("COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT", "MAX_INTEGRATIONS_PER_MERCHANT", 20,
+            lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_DISABLE_FAILING_AFTER", "DISABLE_FAILING_AFTER", 3 * 86400, _seconds),
     Setting("COUPONSVC_SWEEP_INTERVAL", "SWEEP_INTERVAL", 1, lambda n, r: _int(n, r, minimum=1)),
 )

@@ -44,6 +44,8 @@ CODES: dict[str, tuple[int, str]] = {
     "redemption_not_found": (404, "No such redemption"),
     "redemption_already_reversed": (409, "The redemption was already reversed"),
     "reversal_window_closed": (409, "The reversal window has closed"),
+    # Integrations
+    "too_many_integrations": (409, "The merchant has as many integrations as allowed"),
 }
 
 

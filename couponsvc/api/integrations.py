@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -13,8 +14,8 @@ from ..extensions import db
 from ..integration_credentials import full_config
 from ..models import Delivery, DeliveryAttempt, Event, Integration
 from ..principal import MANAGER, PLATFORM
-from .bearer import current_principal, requires
 from ..qr_keys import data_keys
+from .bearer import current_principal, requires
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.integrations import (
@@ -55,10 +56,13 @@ class Integrations(MethodView):
     @unit_of_work
     @blp.arguments(IntegrationIn())
     @blp.response(201, IntegrationOut)
+    @blp.alt_response(409, description="too_many_integrations (COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT)")
     def post(self, data, merchant_id):
         """A webhook integration answers its signing `secret` here, once."""
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        integration = manage.create_integration(db.session, merchant, keys=data_keys(), **data)
+        integration = manage.create_integration(
+            db.session, merchant, keys=data_keys(),
+            max_integrations=current_app.config["MAX_INTEGRATIONS_PER_MERCHANT"], **data)
         shown = _integration(integration)
         if integration.adapter == "webhook":  # its generated signing secret, this once
             shown["secret"] = full_config(integration, data_keys())["secret"]

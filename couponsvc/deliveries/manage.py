@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from integrations.targets import TargetRefused, check_url
@@ -26,8 +26,9 @@ MAX_TIMEOUT = 60.0
 
 
 def create_integration(session: Session, merchant: Merchant, *, adapter: str, config: dict[str, Any],
-                       events: list[str] | None, keys: DataKeys, timeout: float = 15.0) -> Integration:
+                       events: list[str] | None, keys: DataKeys, max_integrations: int, timeout: float = 15.0) -> Integration:
     """The new integration, its credentials encrypted under `keys`."""
+    _refuse_past_cap(session, merchant, max_integrations)
     chosen = _adapter(adapter)
     integration = Integration(merchant_id=merchant.id, adapter=adapter, status="active",
                               events=_events(chosen, events), timeout=_timeout(timeout))
@@ -36,6 +37,18 @@ def create_integration(session: Session, merchant: Merchant, *, adapter: str, co
     session.flush()
     _subscribe(session, integration)
     return integration
+
+
+
+def _refuse_past_cap(session: Session, merchant: Merchant, max_integrations: int) -> None:
+    """A merchant has at most `max_integrations` (COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT):
+    each one is a drain and outbound calls for every event."""
+    count = session.execute(select(func.count()).select_from(Integration)
+                            .where(Integration.merchant_id == merchant.id)).scalar_one()
+    if count >= max_integrations:
+        raise DomainError("too_many_integrations",
+                          f"this merchant has {count} integrations, the most allowed is {max_integrations}; "
+                          "change or disable one instead", limit=max_integrations)
 
 
 def update_integration(session: Session, integration: Integration, changes: dict[str, Any],
