@@ -76,3 +76,13 @@ def test_a_manager_cannot_read_another_merchants_bulk_job(client, shops):
                         key=mine.manager), 404, "not_found")
     problem(client.get(f"campaigns/{theirs.campaign['id']}/coupons.csv", key=mine.manager),
             404, "not_found")
+
+
+def test_a_manager_cannot_read_another_merchants_coupon_or_store(client, shops):
+    mine, theirs = shops
+    code = theirs.coupon()["code"]
+    assert client.ok(client.get(f"coupons/{code}", key=theirs.manager))["code"] == code
+    assert client.ok(client.get(f"stores/{theirs.store['id']}", key=theirs.manager))["id"] == \
+        theirs.store["id"]
+    problem(client.get(f"coupons/{code}", key=mine.manager), 404, "coupon_not_found")
+    problem(client.get(f"stores/{theirs.store['id']}", key=mine.manager), 404, "not_found")
