@@ -15,9 +15,9 @@ from ..extensions import db
 from ..models import Campaign, Redemption, RedemptionAttempt
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
+from ..ratelimit import client_address, guarded_lookup
 from ..redeem.redeem import redeemed_from
 from ..redeem.write import SNAPSHOT
-from ..ratelimit import client_address, guarded_lookup
 from ..timeutil import utcnow
 from .bearer import current_identity, current_principal, requires, requires_live_key_in_write
 from .created import created
@@ -79,11 +79,14 @@ class Validate(MethodView):
                 "coupon": coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))}
 
 
+_REDEMPTION_OUT = RedemptionOut()  # one instance: a schema deep-copies its fields when made
+
+
 def _redeemed_answer(done: till.Redeemed) -> Response:
     """The 201 of a redemption, drawn the same way when it is first given and when an
     idempotent redeem's stored snapshot is replayed (`redeem.redeemed_from`)."""
     body, headers = created(done, f"redemptions/{done.id}")
-    response = jsonify(RedemptionOut().dump(body))
+    response = jsonify(_REDEMPTION_OUT.dump(body))
     response.status_code = 201
     response.headers.update(headers)
     return response
