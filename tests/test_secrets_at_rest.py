@@ -154,3 +154,35 @@ def test_the_drain_delivers_with_the_decrypted_credentials(app, client):
     with app.app_context():
         stored = db.session.execute(select(Integration.config)).scalar_one()
     assert "headers" not in stored
+
+
+def test_loaded_configs_are_cached_under_a_digest_never_a_credential():
+    from integrations import adapter as interface
+    from integrations.webhook import WebhookAdapter, new_secret
+
+    webhook, first, second = WebhookAdapter(), new_secret(), new_secret()
+    loaded = [interface.load_config(webhook, {"url": "https://erp.example.cn/hook", "secret": secret,
+                                              "headers": {"X-Erp-Token": "cache-SECRET"}})
+              for secret in (first, second)]
+    assert [config["secret"] for config in loaded] == [first, second]  # a changed secret is a new entry
+    keys = repr(list(interface._loaded_configs))
+    assert first not in keys and second not in keys and "cache-SECRET" not in keys
+
+
+def test_an_adapter_whose_credential_is_readable_does_not_conform():
+    from marshmallow import Schema, fields
+
+    from integrations.adapter import SECRET_FLAG, credential
+    from integrations.registry import conformance_problem
+    from integrations.wecom import WeComAdapter
+
+    class Leaky(Schema):
+        token = fields.String(metadata={SECRET_FLAG: True})
+
+    class Sealed(Schema):
+        token = credential(fields.String())
+
+    leaky = type("LeakyAdapter", (WeComAdapter,), {"name": "leaky", "config_schema": Leaky})()
+    assert "token" in conformance_problem(leaky)
+    sealed = type("SealedAdapter", (WeComAdapter,), {"name": "sealed", "config_schema": Sealed})()
+    assert conformance_problem(sealed) is None
