@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from functools import cache
 
-from flask import current_app
-
 from integrations.adapter import Adapter
 from integrations.http import new_session
 from integrations.registry import describe, load_adapters
@@ -28,12 +26,12 @@ def descriptions() -> list[dict]:
     return [describe(adapter) for _, adapter in sorted(installed().items())]
 
 
-def http_session():
-    """Pooled keep-alive connections, one session per worker thread."""
-    allow = current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]
-    key = ("session", allow)
+def http_session(allow_private_targets: bool):
+    """Pooled keep-alive connections, one session per worker thread (and per setting of
+    COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS, which the caller passes)."""
+    key = ("session", allow_private_targets)
     session = getattr(_local, "session", None)
     if session is None or getattr(_local, "key", None) != key:
-        session = _local.session = new_session(allow_private_targets=allow)
+        session = _local.session = new_session(allow_private_targets=allow_private_targets)
         _local.key = key
     return session

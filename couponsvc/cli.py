@@ -77,8 +77,10 @@ def close_due():
 def demo():
     """Create demo data (once) and print fresh keys to try the API with."""
     from .demo import load_demo
+    from .qr_keys import keyring
 
-    for line in load_demo(db.session):
+    for line in load_demo(db.session, public_url=current_app.config["PUBLIC_URL"],
+                          max_window=current_app.config["MAX_REVERSAL_WINDOW"], qr_kid=keyring().current_kid):
         click.echo(line)
 
 

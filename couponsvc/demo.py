@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,18 +11,18 @@ from . import campaigns, codes, merchants
 from .models import Campaign, Coupon, Merchant, Store
 from .orders import place_order
 from .principal import PLATFORM, Principal, create_key
-from .qr_keys import keyring
 from .timeutil import utcnow
 
 DEMO_MERCHANT = "老街牛肉面 (demo)"
 
 
-def load_demo(session: Session) -> list[str]:
+def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_kid: str) -> list[str]:
     """Create the demo merchant once; every call prints fresh keys. Returns printable lines."""
     operator = Principal(key_id="demo", role=PLATFORM, merchant_id=None, store_id=None)
     merchant = session.execute(select(Merchant).where(Merchant.name == DEMO_MERCHANT)).scalar_one_or_none()
     if merchant is None:
-        merchant = merchants.create_merchant(session, name=DEMO_MERCHANT, city="赣州")
+        merchant = merchants.create_merchant(session, name=DEMO_MERCHANT, city="赣州",
+                                             max_window=max_window)
         main = merchants.create_store(session, merchant, name="章贡店", address="赣州市章贡区文清路 88 号")
         merchants.create_store(session, merchant, name="南康店", address="赣州市南康区蓉江路 12 号")
         now = utcnow()
@@ -35,7 +34,7 @@ def load_demo(session: Session) -> list[str]:
             "valid_from": now - timedelta(hours=1), "valid_until": now + timedelta(days=60),
             "store_ids": [main.id],
         })
-        campaigns.publish(session, deal, keyring().current_kid)
+        campaigns.publish(session, deal, qr_kid)
         session.flush()
         place_order(session, deal.id, customer_ref="demo-buyer-1", quantity=2, payment_ref="demo-pay-1")
         place_order(session, deal.id, customer_ref="demo-buyer-2", quantity=1, payment_ref="demo-pay-2")
@@ -46,7 +45,7 @@ def load_demo(session: Session) -> list[str]:
     scanner = create_key(session, role="scanner", merchant_id=merchant.id, store_id=stores[0].id,
                          label="demo till")
     session.commit()
-    base = current_app.config["PUBLIC_URL"] or "http://127.0.0.1:5000"
+    base = public_url or "http://127.0.0.1:5000"
     sample = session.execute(select(Coupon.code).where(
         Coupon.campaign_id == deal.id, Coupon.status == "active").order_by(Coupon.code)).scalars().first()
     return [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import current_app
 from sqlalchemy.orm import Session
 
 from .errors import DomainError
@@ -13,20 +12,21 @@ from .principal import Principal, visible
 
 
 def create_merchant(session: Session, *, name: str, city: str, timezone: str = "Asia/Shanghai",
-                    reversal_window: int | None = None) -> Merchant:
+                    reversal_window: int | None = None, max_window: int) -> Merchant:
+    """`max_window` is the operator's ceiling on reversal windows (COUPONSVC_MAX_REVERSAL_WINDOW)."""
     _check_timezone(timezone)
-    _check_window(reversal_window)
+    _check_window(reversal_window, max_window)
     merchant = Merchant(name=name, city=city, timezone=timezone, reversal_window=reversal_window)
     session.add(merchant)
     session.flush()
     return merchant
 
 
-def update_merchant(session: Session, merchant: Merchant, changes: dict) -> Merchant:
+def update_merchant(session: Session, merchant: Merchant, changes: dict, *, max_window: int) -> Merchant:
     if "timezone" in changes:
         _check_timezone(changes["timezone"])
     if "reversal_window" in changes:
-        _check_window(changes["reversal_window"])
+        _check_window(changes["reversal_window"], max_window)
     for name, value in changes.items():
         setattr(merchant, name, value)
     session.flush()
@@ -45,13 +45,13 @@ def create_store(session: Session, merchant: Merchant, *, name: str, city: str =
     return store
 
 
-def reversal_window(merchant: Merchant) -> int:
-    """Seconds a redemption stays reversible: the merchant's own, capped by the operator's."""
-    config = current_app.config
+def reversal_window(merchant: Merchant, *, default: int, ceiling: int) -> int:
+    """Seconds a redemption stays reversible: the merchant's own (else the operator's
+    `default`), capped by the operator's `ceiling`."""
     window = merchant.reversal_window
     if window is None:
-        window = config["DEFAULT_REVERSAL_WINDOW"]
-    return min(window, config["MAX_REVERSAL_WINDOW"])
+        window = default
+    return min(window, ceiling)
 
 
 def _check_timezone(name: str) -> None:
@@ -62,10 +62,9 @@ def _check_timezone(name: str) -> None:
                           errors={"timezone": ["Unknown IANA time zone."]}) from None
 
 
-def _check_window(seconds: int | None) -> None:
+def _check_window(seconds: int | None, ceiling: int) -> None:
     if seconds is None:
         return
-    ceiling = current_app.config["MAX_REVERSAL_WINDOW"]
     if seconds > ceiling:
         raise DomainError("validation_error", f"reversal_window may not exceed {ceiling} seconds",
                           errors={"reversal_window": [f"Must be at most {ceiling}."]})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import subprocess
@@ -35,7 +36,7 @@ def test_every_job_of_workers_is_a_declared_task():
         if module.name == "run":
             continue  # the worker process itself, not jobs
         loaded = importlib.import_module(f"workers.{module.name}")
-        found += [obj.task for obj in vars(loaded).values() if hasattr(obj, "task")]
+        found += [obj.task for obj in vars(loaded).values() if inspect.isfunction(obj) and hasattr(obj, "task")]
     assert sorted(t.name for t in found) == sorted(t.name for t in tasks.TASKS)
 
 

@@ -62,7 +62,8 @@ class Integrations(MethodView):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
         integration = manage.create_integration(
             db.session, merchant, keys=data_keys(),
-            max_integrations=current_app.config["MAX_INTEGRATIONS_PER_MERCHANT"], **data)
+            max_integrations=current_app.config["MAX_INTEGRATIONS_PER_MERCHANT"],
+            allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"], **data)
         shown = _integration(integration)
         if integration.adapter == "webhook":  # its generated signing secret, this once
             shown["secret"] = full_config(integration, data_keys())["secret"]
@@ -83,7 +84,8 @@ class IntegrationById(MethodView):
     def patch(self, changes, integration_id):
         """Change config, events, timeout; `status: active` re-enables a disabled integration."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
-        return _integration(manage.update_integration(db.session, integration, changes, data_keys()))
+        return _integration(manage.update_integration(db.session, integration, changes, data_keys(),
+                                                      allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]))
 
 
 @blp.route("/integrations/<integration_id>/test")

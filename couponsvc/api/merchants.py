@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -42,7 +43,8 @@ class Merchants(MethodView):
     @blp.arguments(MerchantIn())
     @blp.response(201, MerchantOut)
     def post(self, data):
-        merchant = merchants.create_merchant(db.session, **data)
+        merchant = merchants.create_merchant(db.session, **data,
+                                             max_window=current_app.config["MAX_REVERSAL_WINDOW"])
         return created(merchant, f"merchants/{merchant.id}")
 
 
@@ -59,7 +61,8 @@ class MerchantById(MethodView):
     @blp.response(200, MerchantOut)
     def patch(self, changes, merchant_id):
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)
-        return merchants.update_merchant(db.session, merchant, changes)
+        return merchants.update_merchant(db.session, merchant, changes,
+                                         max_window=current_app.config["MAX_REVERSAL_WINDOW"])
 
 
 @blp.route("/merchants/<merchant_id>/stores")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -151,7 +151,9 @@ class Reverse(MethodView):
     @blp.response(200, ReversalOut)
     @blp.alt_response(409, description="reversal_window_closed | redemption_already_reversed")
     def post(self, data, redemption_id):
-        done = till.reverse(db.session, current_principal(), redemption_id, data["reason"])
+        done = till.reverse(db.session, current_principal(), redemption_id, data["reason"],
+                            default_window=current_app.config["DEFAULT_REVERSAL_WINDOW"],
+                            max_window=current_app.config["MAX_REVERSAL_WINDOW"])
         r, coupon = done.redemption, done.coupon
         return {"id": r.id, "coupon": coupon_dict(coupon, utcnow(), None), "store_id": r.store_id,
                 "uses": r.uses, "redeemed_at": r.redeemed_at, "reversed_at": r.reversed_at,

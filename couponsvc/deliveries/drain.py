@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -25,10 +24,9 @@ from integrations.adapter import Context
 
 from .. import integration_credentials as credentials
 from ..adapters import http_session
-from ..data_keys import DataKeyError
+from ..data_keys import DataKeyError, DataKeys
 from ..models import Integration
 from ..outbox.wakeup import LOCK_TTL, drains, wake
-from ..qr_keys import data_keys
 from ..timeutil import utcnow
 from . import batch, health
 from .attempt import Attempt, attempt
@@ -52,8 +50,13 @@ class Round:
     more: bool  # a full batch, or stopped early: more may be due
 
 
-def drain(session: Session, integration_id: str, token: str) -> int:
-    """Run the drain that `token` was queued for; the number of attempts it made."""
+def drain(session: Session, integration_id: str, token: str, *, keys: DataKeys,
+          allow_private_targets: bool, disable_failing_after: int) -> int:
+    """Run the drain that `token` was queued for; the number of attempts it made. The
+    operator's settings come in as arguments: the data keys that decrypt credentials,
+    whether receivers may be private addresses (COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS),
+    after how many seconds of failures an integration is disabled
+    (COUPONSVC_DISABLE_FAILING_AFTER)."""
     state = drains()
     sent, deadline = 0, time.monotonic() + BUDGET
     try:
@@ -61,7 +64,8 @@ def drain(session: Session, integration_id: str, token: str) -> int:
             if not state.keep(integration_id, token):
                 return sent  # another drain holds the integration now
             state.begin(integration_id)
-            done = send_round(session, integration_id, token, deadline)
+            done = send_round(session, integration_id, token, deadline, keys, allow_private_targets,
+                              disable_failing_after)
             sent += done.sent
             if not done.more and state.finish(integration_id, token):
                 return sent
@@ -74,13 +78,14 @@ def drain(session: Session, integration_id: str, token: str) -> int:
         raise
 
 
-def send_round(session: Session, integration_id: str, token: str, deadline: float) -> Round:
+def send_round(session: Session, integration_id: str, token: str, deadline: float, keys: DataKeys,
+               allow_private_targets: bool, disable_failing_after: int) -> Round:
     integration = session.connection().execute(_INTEGRATION, {"id": integration_id}).first()
     if integration is None or integration.status != "active":
         session.rollback()
         return Round(0, False)
     try:  # decrypted once a round, kept in memory only
-        config = credentials.unseal(integration.config, integration.credentials, data_keys())
+        config = credentials.unseal(integration.config, integration.credentials, keys)
     except DataKeyError:
         log.error("integration %s: no data key decrypts its credentials; its deliveries wait", integration_id)
         session.rollback()
@@ -93,8 +98,8 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
     if not claimed:
         return Round(0, False)
 
-    context = Context(timeout=timeout, allow_private_targets=current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"],
-                      session=http_session())
+    context = Context(timeout=timeout, allow_private_targets=allow_private_targets,
+                      session=http_session(allow_private_targets))
     state, kept = drains(), float("-inf")
     unrecorded: list[Attempt] = []
     made, stopped, flushed = 0, False, time.monotonic()
@@ -115,18 +120,20 @@ def send_round(session: Session, integration_id: str, token: str, deadline: floa
             stopped = True
             break
         if time.monotonic() - flushed >= RECORD_EVERY:  # a slow receiver: keep the log current
-            was_failing = _record(session, integration_id, unrecorded, was_failing)
+            was_failing = _record(session, integration_id, unrecorded, was_failing, disable_failing_after)
             unrecorded, flushed = [], time.monotonic()
 
     batch.release(session, claimed[made:])
-    _record(session, integration_id, unrecorded, was_failing)
+    _record(session, integration_id, unrecorded, was_failing, disable_failing_after)
     return Round(made, stopped or len(claimed) == BATCH)
 
 
-def _record(session: Session, integration_id: str, attempts: list[Attempt], was_failing: bool) -> bool:
+def _record(session: Session, integration_id: str, attempts: list[Attempt], was_failing: bool,
+            disable_failing_after: int) -> bool:
     """Record these attempts and commit; whether the integration may now be failing."""
     now = utcnow()
     recorded = batch.record(session, attempts, now)
-    health.note_attempts(session, integration_id, recorded, now, was_failing=was_failing)
+    health.note_attempts(session, integration_id, recorded, now, was_failing=was_failing,
+                         disable_after=disable_failing_after)
     session.commit()
     return was_failing or any(a.result != "succeeded" for a in recorded)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -22,9 +21,10 @@ from .attempt import Attempt
 
 
 def note_attempts(session: Session, integration_id: str, attempts: Sequence[Attempt], now: datetime,
-                  *, was_failing: bool = True) -> None:
+                  *, disable_after: int, was_failing: bool = True) -> None:
     """Note a round of attempts; `was_failing=False` (the integration had no failing_since
-    when the round began) spares a success its UPDATE."""
+    when the round began) spares a success its UPDATE. An integration failing for
+    `disable_after` seconds (COUPONSVC_DISABLE_FAILING_AFTER) is disabled."""
     results = {attempt.result for attempt in attempts}
     if not results:
         return
@@ -42,7 +42,7 @@ def note_attempts(session: Session, integration_id: str, attempts: Sequence[Atte
         gone = next(a for a in attempts if a.result == "disabled")
         disable(session, integration, f"the receiver answered {gone.error.status_code}: gone", now)
         return
-    limit = timedelta(seconds=current_app.config["DISABLE_FAILING_AFTER"])
+    limit = timedelta(seconds=disable_after)
     if now - integration.failing_since >= limit and integration.status == "active":
         disable(session, integration, f"every delivery has failed since "
                                       f"{integration.failing_since.isoformat()}", now)

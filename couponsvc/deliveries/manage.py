@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -26,13 +25,15 @@ MAX_TIMEOUT = 60.0
 
 
 def create_integration(session: Session, merchant: Merchant, *, adapter: str, config: dict[str, Any],
-                       events: list[str] | None, keys: DataKeys, max_integrations: int, timeout: float = 15.0) -> Integration:
-    """The new integration, its credentials encrypted under `keys`."""
+                       events: list[str] | None, keys: DataKeys, max_integrations: int, allow_private_targets: bool,
+                       timeout: float = 15.0) -> Integration:
+    """The new integration, its credentials encrypted under `keys`; its URLs must be public
+    unless the operator allows private targets (COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS)."""
     _refuse_past_cap(session, merchant, max_integrations)
     chosen = _adapter(adapter)
     integration = Integration(merchant_id=merchant.id, adapter=adapter, status="active",
                               events=_events(chosen, events), timeout=_timeout(timeout))
-    credentials.store(integration, chosen, _load_config(chosen, config), keys)
+    credentials.store(integration, chosen, _load_config(chosen, config, allow_private_targets), keys)
     session.add(integration)
     session.flush()
     _subscribe(session, integration)
@@ -52,12 +53,12 @@ def _refuse_past_cap(session: Session, merchant: Merchant, max_integrations: int
 
 
 def update_integration(session: Session, integration: Integration, changes: dict[str, Any],
-                       keys: DataKeys) -> Integration:
+                       keys: DataKeys, *, allow_private_targets: bool) -> Integration:
     chosen = _adapter(integration.adapter)
     if "config" in changes:
         # keep credentials not sent again
         merged = {**credentials.full_config(integration, keys), **changes["config"]}
-        credentials.store(integration, chosen, _load_config(chosen, merged), keys)
+        credentials.store(integration, chosen, _load_config(chosen, merged, allow_private_targets), keys)
     if "events" in changes:
         integration.events = _events(chosen, changes["events"])
         _subscribe(session, integration)
@@ -115,13 +116,13 @@ def _adapter(name: str):
     return chosen
 
 
-def _load_config(adapter, config: dict[str, Any]) -> dict[str, Any]:
+def _load_config(adapter, config: dict[str, Any], allow_private_targets: bool) -> dict[str, Any]:
     try:
         loaded = adapter.config_schema().load(config)
     except ValidationError as error:
         raise DomainError("validation_error", "the adapter's config is not valid",
                           errors={"config": error.messages}) from None
-    if not current_app.config["ALLOW_PRIVATE_WEBHOOK_TARGETS"]:
+    if not allow_private_targets:
         for field, value in loaded.items():
             if isinstance(value, str) and "://" in value:  # any scheme, any case: HTTP://10.0.0.5 too
                 try:

@@ -25,8 +25,6 @@ import secrets
 import threading
 from collections.abc import Iterable
 
-from flask import current_app
-
 from ..jobs import enqueue, runner
 from ..tasks import DRAIN
 
@@ -134,11 +132,11 @@ class LocalDrains:
 
 
 def drains(app=None) -> RedisDrains | LocalDrains:
-    app = app or current_app
-    found = app.extensions.get("couponsvc.drains")
+    """This process's drain state, kept beside its job runner (`jobs.runner`)."""
+    jobs = runner(app)
+    found = jobs.app.extensions.get("couponsvc.drains")
     if found is None:
-        jobs = runner(app)
-        found = app.extensions["couponsvc.drains"] = (
+        found = jobs.app.extensions["couponsvc.drains"] = (
             LocalDrains() if jobs.in_process else RedisDrains(jobs.redis()))
     return found
 

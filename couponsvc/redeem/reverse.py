@@ -24,10 +24,14 @@ class Reversed:
     coupon: Coupon
 
 
-def reverse(session: Session, principal: Principal, redemption_id: str, reason: str) -> Reversed:
+def reverse(session: Session, principal: Principal, redemption_id: str, reason: str, *,
+            default_window: int, max_window: int) -> Reversed:
+    """Undo a redemption within its merchant's window (`merchants.reversal_window`, from the
+    operator's `default_window` and `max_window`)."""
     redemption = find_redemption(session, principal, redemption_id)
     now = utcnow()
-    window = reversal_window(session.get(Merchant, redemption.merchant_id))
+    window = reversal_window(session.get(Merchant, redemption.merchant_id), default=default_window,
+                             ceiling=max_window)
     done = session.execute(
         update(Redemption)
         .where(Redemption.id == redemption_id, Redemption.reversed_at.is_(None),
