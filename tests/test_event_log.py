@@ -108,3 +108,31 @@ def test_get_events_writes_nothing_and_the_relay_sweep_numbers_what_it_shows(app
             break
         time.sleep(0.05)
     assert [e["data"]["n"] for e in client.ok(client.get("events"))["data"]] == [0, 1, 2]
+
+
+@pytest.mark.config(REDIS_URL=None)
+def test_without_redis_the_serving_process_ticker_numbers_events(app, client):
+    """The embedded mode: no worker, the relay sweep runs on the serving process's ticker."""
+    from couponsvc.jobs import runner
+
+    with app.app_context():
+        emit(db.session, "ping", merchant_id=None, data={"embedded": True})
+        db.session.commit()
+    assert client.ok(client.get("events"))["data"] == []
+    jobs = runner(app)
+    jobs.start_periodic()
+    try:
+        deadline = time.monotonic() + 20  # watched in the database: no request numbers them
+        while time.monotonic() < deadline:
+            with app.app_context():
+                left = unpositioned_count(db.session)
+                db.session.remove()
+            if not left:
+                break
+            time.sleep(0.05)
+    finally:
+        jobs._ticker.stop()
+        jobs._ticker.join()
+        jobs.wait_idle()
+    assert left == 0
+    assert [e["data"] for e in client.ok(client.get("events"))["data"]] == [{"embedded": True}]
