@@ -45,6 +45,7 @@ def _lists(client) -> tuple[Shop, dict[str, str]]:
                                  {"adapter": "webhook", "config": {"url": "http://127.0.0.1:9/"}},
                                  key=shop.manager), 201)
     client.ok(client.post(f"integrations/{hook['id']}/test", key=shop.manager), 202)
+    assert client.events()  # numbered by the relay sweep's step, so that /events lists them
     merchant = shop.merchant["id"]
     return shop, {
         "merchants": "mer", f"merchants/{merchant}/stores": "sto", f"merchants/{merchant}/api-keys": "key",
