@@ -28,20 +28,24 @@ class Settled:
 
 def void_and_refund(session: Session, campaign: Campaign, reason: str) -> Settled:
     now = utcnow()
-    unused = select(Coupon.code, Coupon.merchant_id, literal(reason), literal(now, Revocation.created_at.type)) \
-        .where(Coupon.campaign_id == campaign.id, Coupon.status.in_(UNUSED))
-    session.execute(insert(Revocation).from_select(["code", "merchant_id", "reason", "created_at"], unused))
     voided = session.execute(
         update(Coupon)
         .where(Coupon.campaign_id == campaign.id, Coupon.status.in_(UNUSED))
         .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
+    # the coupons this UPDATE voided (not one a till redeemed meanwhile): a revocation and
+    # a `coupon.voided` event for each
     c = Coupon.__table__.c
-    emit_from(session, "coupon.voided", select(  # one event per coupon voided just now
+    just_voided = (c.campaign_id == campaign.id, c.status == "voided", c.voided_at == now)
+    session.execute(insert(Revocation).from_select(
+        ["code", "merchant_id", "reason", "created_at"],
+        select(c.code, c.merchant_id, literal(reason), literal(now, Revocation.created_at.type))
+        .where(*just_voided).order_by(c.code)))
+    emit_from(session, "coupon.voided", select(
         c.merchant_id, c.code.label("coupon_code"), c.seq.label("coupon_seq"),
         payload.voided_sql(c, reason=reason).label("data"),
-    ).where(c.campaign_id == campaign.id, c.status == "voided", c.voided_at == now).order_by(c.code), now)
+    ).where(*just_voided).order_by(c.code), now)
     orders = session.execute(
         update(Order)
         .where(Order.campaign_id == campaign.id, Order.status.in_(("pending", "confirmed")))
