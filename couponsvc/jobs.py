@@ -44,6 +44,7 @@ class JobRunner:
         self._redis = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[Future] = set()
+        self._pending_ids: set[str] = set()  # in-process, a job id is unique while it waits or runs
         self._mutex = threading.Lock()
 
     @property
@@ -66,8 +67,7 @@ class JobRunner:
         if not isinstance(task, Task):
             raise TypeError(f"enqueue a task declared in couponsvc.tasks, not {task!r}")
         if self.in_process:
-            self._submit_here(task.function, args)
-            return True
+            return self._submit_here(task.function, args, job_id)
         from rq import Queue
         from rq.exceptions import DuplicateJobError
 
@@ -80,20 +80,27 @@ class JobRunner:
             return False
         return True
 
-    def _submit_here(self, func_path: str, args: tuple[Any, ...]) -> None:
+    def _submit_here(self, func_path: str, args: tuple[Any, ...], job_id: str | None) -> bool:
         with self._mutex:
+            if job_id is not None and job_id in self._pending_ids:
+                return False  # as RQ's unique ids: a sweep does not pile up copies of a waiting job
             if len(self._pending) >= MAX_IN_PROCESS_JOBS:
                 raise QueueFull(f"{len(self._pending)} in-process jobs wait or run; {func_path} not queued")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=IN_PROCESS_THREADS,
                                                     thread_name_prefix="couponsvc-job")
             future = self._executor.submit(self._run_here, func_path, args)
+            future.job_id = job_id
             self._pending.add(future)
+            if job_id is not None:
+                self._pending_ids.add(job_id)
         future.add_done_callback(self._done)
+        return True
 
     def _done(self, future: Future) -> None:
         with self._mutex:
             self._pending.discard(future)
+            self._pending_ids.discard(future.job_id)
 
     def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
         from .extensions import db

@@ -9,6 +9,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+import threading
 import tokenize
 from pathlib import Path
 
@@ -94,3 +95,27 @@ def test_the_web_app_imports_no_worker_module(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO, env=env)
     assert out.stdout.split("\n")[-2] == "[]"
+
+
+_RELEASE = threading.Event()
+
+
+def _wait_for_release() -> None:
+    assert _RELEASE.wait(60)
+
+
+def test_in_process_a_job_id_is_unique_while_the_job_waits_or_runs():
+    """As with RQ's unique ids: the bulk sweep, every second, does not pile up copies of
+    a job that is still waiting for a thread of the serving process."""
+    runner = JobRunner(Flask("tasks-test"))
+    probe = tasks.Task("probe", tasks.DEFAULT, f"{__name__}._wait_for_release")
+    _RELEASE.clear()
+    try:
+        assert runner.enqueue(probe, job_id="bulk-job_1-0")
+        assert not runner.enqueue(probe, job_id="bulk-job_1-0")
+        assert runner.enqueue(probe, job_id="bulk-job_1-1")  # another claim's run is another job
+    finally:
+        _RELEASE.set()
+        runner.wait_idle()
+    assert runner.enqueue(probe, job_id="bulk-job_1-0")  # gone from the runner: may come again
+    runner.wait_idle()
