@@ -21,7 +21,8 @@ class AdapterList(Schema):
 
 class IntegrationIn(InputSchema):
     adapter = fields.Str(required=True, validate=validate.Length(1, 64))
-    config = fields.Dict(required=True)
+    config = fields.Dict(required=True, metadata={"description": "as the adapter's config_schema "
+                                                  "says; its credentials are never answered back"})
     events = fields.List(fields.Str(validate=validate.Length(1, 40)), load_default=list,
                          metadata={"description": "event types to receive; empty: all the adapter handles"})
     timeout = fields.Float(load_default=15.0, metadata={"description": "seconds per call, at most 60"})
@@ -40,7 +41,8 @@ class IntegrationOut(Schema):
     adapter = fields.Str()
     kind = fields.Str()
     events = fields.List(fields.Str())
-    config = fields.Dict(metadata={"description": "without secrets"})
+    config = fields.Dict(metadata={"description": "without its credentials: they are write-only "
+                                   "(writeOnly in GET /adapters) and stored encrypted"})
     status = fields.Str(metadata={"description": "active | disabled"})
     timeout = fields.Float()
     disabled_reason = fields.Str(allow_none=True)
