@@ -122,7 +122,7 @@ def register_renderer(name: str, render: Callable[[str], Response]) -> None:
 
 
 def _one_statement(view) -> bool:
-    return getattr(view, "single_statement", False) and db.session.get_bind().dialect.name == "postgresql"
+    return getattr(view, "single_statement", False) and db.engine.dialect.name == "postgresql"
 
 
 def _autocommit() -> None:

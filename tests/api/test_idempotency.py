@@ -6,16 +6,18 @@ keeps no secret readable in the table.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, text, update
 
 from couponsvc.extensions import db
 from couponsvc.models import Coupon, IdempotencyRecord, Order, Redemption
+from couponsvc.qr_keys import data_keys
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop, in_db, problem
-from tests.racing import Request, tally
+from tests.racing import Request, tally, wait_until
 from tests.test_races import _cluster_holder, cluster  # noqa: F401 (fixtures)
 
 
@@ -336,3 +338,42 @@ def test_concurrent_idempotent_redeems_of_a_multi_use_coupon_redeem_once(app, cl
     assert len({r.text for r in replies}) == 1
     assert replies[0].json["id"] == redemptions[0]["id"]
     assert cluster.pages("redemption-attempts", shop.manager, code=coupon["code"]) == []
+
+
+@pytest.mark.postgresql
+def test_a_redeem_that_meets_its_key_claimed_meanwhile_writes_nothing(client, app):
+    """The statement found no record, redeemed, then met the key's record committed by
+    another request: the whole statement fails (no redemption, no event) and the request
+    answers as a replay would, here 409 for another body. Deterministic: the other
+    request is a transaction this test holds open until the redeem waits on its row."""
+    shop = Shop(client, uses_per_coupon=2)
+    code = shop.coupon()["code"]
+    scanner = _new_key(client, shop, "scanner", store_id=shop.store["id"])
+    with app.app_context():
+        holder = db.engine.connect()
+        held = holder.begin()
+        holder.execute(insert(IdempotencyRecord.__table__).values(
+            api_key_id=scanner["id"], key="held-1", request_hash="another body", status_code=201,
+            headers="{}", body=data_keys().encrypt("{}"), renderer=None, created_at=utcnow()))
+        answer = {}
+        scanning = threading.Thread(target=lambda: answer.setdefault("response", client.post(
+            "redemptions", {"code": code}, key=scanner["key"], headers=_key("held-1"))))
+        scanning.start()
+
+        def redeem_waits_on_the_record() -> bool:
+            with db.engine.connect() as probe:
+                return probe.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE '%idempotency_keys%'")).scalar_one() > 0
+
+        try:
+            wait_until(redeem_waits_on_the_record, "the redeem to wait on the held record")
+        finally:
+            held.commit()
+            holder.close()
+        scanning.join(timeout=120)
+        db.session.remove()
+    problem(answer["response"], 409, "idempotency_key_reused")
+    assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 2
+    assert _count(client, Redemption) == 0
+    assert client.events(type="coupon.redeemed") == []
