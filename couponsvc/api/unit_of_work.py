@@ -183,9 +183,8 @@ _NOT_STORED = frozenset({"rate_limited", "validation_error", "unauthenticated", 
 def _idempotent(view, args, kwargs, key: str) -> Response:
     claim = Claim(api_key_id=_scope(), key=key, request_hash=_fingerprint())
     if _one_statement(view):
-        response = _in_one_statement(view, args, kwargs, claim)
-        if response is not None:
-            return response
+        outcome = _in_one_statement(view, args, kwargs, claim)
+        return outcome if isinstance(outcome, Response) else _refused(outcome, claim)
     return _in_transaction(view, args, kwargs, claim)
 
 
@@ -198,17 +197,15 @@ def _scope() -> str:
     return principal.key_id or f"user:{principal.user_id}"
 
 
-def _in_one_statement(view, args, kwargs, claim: Claim) -> Response | None:
-    """The answer when the view's one statement made the change and stored it with
-    it; None when it changed nothing (then `_in_transaction` decides)."""
+def _in_one_statement(view, args, kwargs, claim: Claim) -> Response | DomainError:
+    """The answer when the view's one statement made the change and stored it with it;
+    the refusal when it changed nothing (then `_refused` stores it, or replays)."""
     _autocommit()
     g.couponsvc_claim = claim
     try:
         response = _call(view, args, kwargs)
-    except DomainError:
-        db.session.rollback()
-        g.pop("couponsvc_after_rollback", None)
-        return None
+    except DomainError as error:
+        return error
     except BaseException:
         db.session.rollback()
         raise
@@ -224,17 +221,31 @@ def _in_transaction(view, args, kwargs, claim: Claim) -> Response:
     try:
         response = _call(view, args, kwargs)
     except DomainError as error:
-        _roll_back()  # this also drops the claim
-        if error.code in _NOT_STORED:
-            db.session.commit()
-            raise
-        if not _claim(claim):
-            db.session.rollback()
-            return _replay(claim)
-        response = domain_problem(error)
+        return _refused(error, claim)
     except BaseException:
         db.session.rollback()
         raise
+    return _stored(response, claim)
+
+
+def _refused(error: DomainError, claim: Claim) -> Response:
+    """Answer a refusal: stored under the key with what the refusal records, unless the
+    key turns out to be another request's (then that request's answer is replayed)."""
+    _roll_back()  # this also drops a claim taken in this transaction
+    taken = error.code == "idempotency_key_in_use"  # by a request that committed meanwhile
+    if error.code in _NOT_STORED and not taken:
+        db.session.commit()
+        raise error
+    if not _claim(claim):
+        db.session.rollback()
+        return _replay(claim)
+    if taken:  # ... and is gone again (expired): nothing to answer, nothing was done
+        db.session.rollback()
+        raise error
+    return _stored(domain_problem(error), claim)
+
+
+def _stored(response: Response, claim: Claim) -> Response:
     db.session.execute(_STORE, {
         "p_api_key_id": claim.api_key_id, "p_key": claim.key, "status_code": response.status_code,
         "headers": json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
+from couponsvc import codes
 from couponsvc.extensions import db
 from couponsvc.models import Coupon, IdempotencyRecord, Order, Redemption
 from couponsvc.qr_keys import data_keys
@@ -377,3 +378,15 @@ def test_a_redeem_that_meets_its_key_claimed_meanwhile_writes_nothing(client, ap
     assert client.ok(client.get(f"coupons/{code}"))["uses_left"] == 2
     assert _count(client, Redemption) == 0
     assert client.events(type="coupon.redeemed") == []
+
+
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="3/hour")
+def test_an_idempotent_miss_counts_once_against_the_guessing_budget(client):
+    """A refused idempotent redeem is looked up once: the statement's refusal is what is
+    stored, the lookup is not run again to store it (that would halve the budget)."""
+    shop = Shop(client)
+    for n in range(3):
+        problem(client.post("redemptions", {"code": codes.generate()}, key=shop.scanner,
+                            headers=_key(f"guess-{n}")), 404, "coupon_not_found")
+    problem(client.post("redemptions", {"code": codes.generate()}, key=shop.scanner,
+                        headers=_key("guess-3")), 429, "rate_limited")
