@@ -27,8 +27,8 @@ Two ways to store the answer:
   record of the key exists; of two concurrent first requests, the second's insert
   waits for the first to commit, fails on the unique index, and its whole statement
   with it. Whenever that statement changes nothing (a refusal, a replay, an expired
-  record, a lost race), the request is run again the first way, which replays or
-  stores the refusal.
+  record, a lost race), the refusal it found is stored the first way (claim, then the
+  answer, in one transaction), or the key's record is replayed when the claim finds one.
 
 Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
 validation errors, 429 and 5xx are not.
