@@ -1,8 +1,16 @@
-"""Reading and voiding coupons, and the revocation feed for offline scanners."""
+"""Reading and voiding coupons, and the revocation feed for offline scanners.
+
+The feed pages by `revocations.seq`, which must then follow commit order, or a scanner
+resuming after seq 6 would never see a seq 5 committed a moment later. On PostgreSQL,
+transactions commit in another order than they take sequence numbers, so writers of
+revocations take `lock_revocations` (a transaction-scoped advisory lock, held to the
+commit) right before they insert: one at a time, each seq is taken after the previous
+writer committed. Voids are rare next to reads; SQLite has one writer anyway.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from . import codes
@@ -43,6 +51,7 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
     session.refresh(coupon)
     if row is None:
         raise DomainError("invalid_state", f"a {coupon.status} coupon cannot be voided")
+    lock_revocations(session)
     session.execute(insert(Revocation.__table__).values(
         code=coupon.code, merchant_id=coupon.merchant_id, reason="voided", created_at=now))
     emit(session, "coupon.voided", merchant_id=coupon.merchant_id, coupon_code=coupon.code,
@@ -51,6 +60,16 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
                  code=coupon.code, campaign_id=coupon.campaign_id, order_id=coupon.order_id,
                  uses_left=coupon.uses_left, seq=row.seq, status="voided")))
     return coupon
+
+
+REVOCATION_WRITERS = 0x7265766F6B65  # any constant shared by every process of this service
+
+
+def lock_revocations(session: Session) -> None:
+    """Call right before inserting revocations: until this transaction ends, no other
+    can insert one, so `revocations.seq` follows commit order (see the module's doc)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REVOCATION_WRITERS})
 
 
 def revocations_after(session: Session, merchant_id: str | None, after: int | None,

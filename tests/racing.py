@@ -243,7 +243,8 @@ class Cluster:
     # reading back through the API ---------------------------------------------------
     def pages(self, path: str, key: str, page_size: int = 7, **query: Any) -> list[dict]:
         """Every row of a cursor-paginated list, walking `next` → `after` page by page,
-        each page from the next instance in turn."""
+        each page from the next instance in turn. A list that answers `next` on its last
+        page too (`/revocations`) ends with an empty page that gives back its cursor."""
         rows: list[dict] = []
         after = None
         for server in range(100_000):
@@ -251,10 +252,10 @@ class Cluster:
                                     **query))
             assert len(page["data"]) <= page_size, page
             rows.extend(page["data"])
-            after = page["next"]
-            if after is None:
+            if page["next"] is None or (not page["data"] and page["next"] == (after or "0")):
                 return rows
-            assert page["data"], f"an empty page with a next cursor: {page}"
+            assert page["data"], f"an empty page with a new cursor: {page}"
+            after = page["next"]
         raise AssertionError(f"{path}: the cursor never ended")
 
     def events(self, key: str, type_: str | None = None, page_size: int = 7) -> list[dict]:

@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import text
 
 from couponsvc.extensions import db
+from couponsvc.outbox.positions import assign_positions
 
 from .conftest import REDIS_URL
 from .deliveries.processes import production_environment
@@ -118,12 +119,14 @@ def scan(key: str, coupon: dict, store_id: str, n: int, uses: int = 1) -> Reques
 def settle_events(app, cluster: Cluster, key: str) -> None:
     """Wait until every committed event has its outbox position.
 
-    `GET /events` numbers the events whose transactions are older than every running
-    one in the PostgreSQL cluster; a long transaction elsewhere only delays that.
+    The relay sweep's step (`assign_positions`; `GET /events` only reads) numbers the
+    events whose transactions are older than every running one in the PostgreSQL
+    cluster; a long transaction elsewhere only delays that.
     """
     def settled() -> bool:
-        cluster.ok(cluster.get("events", key, limit=1))
         with app.app_context():
+            assign_positions(db.session)
+            db.session.commit()
             left = db.session.execute(text("SELECT count(*) FROM events WHERE position IS NULL"))
             count = left.scalar_one()
             db.session.rollback()

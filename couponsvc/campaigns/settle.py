@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from ..coupons import lock_revocations
 from ..models import Campaign, Coupon, Order, Revocation
 from ..outbox import payload
 from ..outbox.emit import emit_from, emit_many
@@ -38,6 +39,7 @@ def void_and_refund(session: Session, campaign: Campaign, reason: str) -> Settle
     # a `coupon.voided` event for each
     c = Coupon.__table__.c
     just_voided = (c.campaign_id == campaign.id, c.status == "voided", c.voided_at == now)
+    lock_revocations(session)
     session.execute(insert(Revocation).from_select(
         ["code", "merchant_id", "reason", "created_at"],
         select(c.code, c.merchant_id, literal(reason), literal(now, Revocation.created_at.type))
