@@ -1,1 +1,2 @@
-"""Delivering events to integrations: fan-out, attempts with backoff, the relay sweep."""
+"""Draining the deliveries the outbox (`couponsvc/outbox/`) writes: claims, attempts with
+backoff, an integration's health, the relay sweep; integrations as a merchant manages them."""
