@@ -7,9 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from .. import integration_admin as manage
 from .. import merchants
 from ..adapters import adapter_named, descriptions
-from ..deliveries import manage
 from ..extensions import db
 from ..integration_credentials import full_config
 from ..models import Delivery, DeliveryAttempt, Event, Integration

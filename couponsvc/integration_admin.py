@@ -1,4 +1,5 @@
-"""Integrations as a merchant manages them: create, change, test, and retry a delivery."""
+"""Integrations as a merchant manages them: create, change, test, and retry a delivery (the
+deliveries are written by `couponsvc/outbox/` and drained by `couponsvc/deliveries/`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ from sqlalchemy.orm import Session
 
 from integrations.targets import TargetRefused, check_url
 
-from .. import integration_credentials as credentials
-from ..adapters import adapter_named
-from ..data_keys import DataKeys
-from ..errors import DomainError
-from ..models import Delivery, Integration, Merchant, Subscription
-from ..outbox.emit import emit_to
-from ..outbox.fanout import announce
-from ..outbox.hold import disable, enable
-from ..principal import Principal, visible
-from ..timeutil import utcnow
+from . import integration_credentials as credentials
+from .adapters import adapter_named
+from .data_keys import DataKeys
+from .errors import DomainError
+from .models import Delivery, Integration, Merchant, Subscription
+from .outbox.emit import emit_to
+from .outbox.fanout import announce
+from .outbox.hold import disable, enable
+from .principal import Principal, visible
+from .timeutil import utcnow
 
 MAX_TIMEOUT = 60.0
 
