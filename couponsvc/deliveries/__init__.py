@@ -1,2 +1,2 @@
 """Draining the deliveries the outbox (`couponsvc/outbox/`) writes: claims, attempts with
-backoff, an integration's health, the relay sweep; integrations as a merchant manages them."""
+backoff, an integration's health, the relay sweep."""
