@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .instance_files import read_or_create
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
@@ -130,7 +132,7 @@ def require_production_settings(config: Mapping[str, Any]) -> None:
     """Refuse to start on a shared database without the settings every host must share.
 
     On SQLite (one host, trying the service out) the keys are kept under `instance/`
-    and links follow the request; elsewhere each host would sign and encrypt with its
+    and links point at the loopback port; elsewhere each host would sign and encrypt with its
     own generated key, so the boot stops, naming every missing setting.
     """
     if str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
@@ -142,14 +144,4 @@ def require_production_settings(config: Mapping[str, Any]) -> None:
 
 
 def _instance_secret(instance_path: str) -> str:
-    path = os.path.join(instance_path, "secret_key")
-    os.makedirs(instance_path, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path) as existing:
-            return existing.read().strip()
-    with os.fdopen(fd, "w") as created:
-        created.write(secrets.token_urlsafe(32))
-    with open(path) as written:
-        return written.read().strip()
+    return read_or_create(instance_path, "secret_key", lambda: secrets.token_urlsafe(32))

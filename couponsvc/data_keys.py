@@ -11,10 +11,11 @@ tell what it holds.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from .instance_files import read_or_create
 
 DEV_KEY_FILENAME = "data_key"
 PREFIX = "fernet:"
@@ -76,14 +77,4 @@ def is_encrypted(stored: str | None) -> bool:
 
 
 def _load_or_create_dev_key(instance_path: str) -> str:
-    path = os.path.join(instance_path, DEV_KEY_FILENAME)
-    os.makedirs(instance_path, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path) as existing:
-            return existing.read().strip()
-    with os.fdopen(fd, "w") as created:
-        created.write(new_key())
-    with open(path) as written:
-        return written.read().strip()
+    return read_or_create(instance_path, DEV_KEY_FILENAME, new_key)

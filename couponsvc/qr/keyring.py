@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -21,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from ..instance_files import read_or_create
 
 DEV_KEY_FILENAME = "qr_signing_key.pem"
 KID_LENGTH = 12
@@ -213,41 +214,15 @@ def _parse_public(text: str, name: str) -> Ed25519PublicKey:
         ) from None
 
 
-def _load_dev_key(path: str) -> Ed25519PrivateKey:
-    with open(path, "rb") as file:
-        text = file.read().decode("ascii", "replace")
-    return _parse_private(text, f"development signing key {path}")
-
-
 def _load_or_create_dev_key(instance_path: str) -> Ed25519PrivateKey:
-    """The key in ``<instance_path>/qr_signing_key.pem``, created (mode 0600) if missing.
+    """The key in ``<instance_path>/qr_signing_key.pem``, created (mode 0600) if missing."""
+    text = read_or_create(instance_path, DEV_KEY_FILENAME, _new_pem)
+    return _parse_private(text, f"development signing key {os.path.join(instance_path, DEV_KEY_FILENAME)}")
 
-    The new key is written to a private temporary file and hard-linked into place, so
-    processes starting together never see a half-written file and all end up with the
-    key of whichever linked first.
-    """
-    path = os.path.join(instance_path, DEV_KEY_FILENAME)
-    try:
-        return _load_dev_key(path)
-    except FileNotFoundError:
-        pass
-    os.makedirs(instance_path, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
+
+def _new_pem() -> str:
+    return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    )
-    descriptor, temporary = tempfile.mkstemp(dir=instance_path, prefix=".qr_signing_key.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:  # mkstemp creates it with mode 0600
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return _load_dev_key(path)
-    finally:
-        os.unlink(temporary)
-    return key
+    ).decode("ascii")
