@@ -8,6 +8,7 @@ from ..errors import DomainError
 from ..extensions import api
 from . import campaigns, coupons, events, integrations, merchants, orders, redemptions, request_body
 from .schemas.common import ProblemSchema, storable
+from .webhooks_doc import document_events
 
 BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp,
               integrations.blp)
@@ -26,6 +27,7 @@ def register_api(app: Flask) -> None:
         api.spec.options["security"] = [{"bearerAuth": []}]
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
+    document_events(api.spec)
     app.url_value_preprocessor(_refuse_unstorable_path)
     app.before_request(request_body.check_body)
 

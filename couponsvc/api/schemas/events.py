@@ -1,4 +1,10 @@
-"""The outbox, read back in order."""
+"""The outbox, read back in order; and the data of every event type, declared once.
+
+`EVENT_DATA` maps each type of `Event.TYPES` to the schema of its `data`. The same
+schemas describe a row of `GET /events` (its `data`, told apart by `type`) and the body
+a webhook receives (`{type, timestamp, data}`): `couponsvc/api/webhooks_doc.py` puts
+them into the OpenAPI document.
+"""
 
 from __future__ import annotations
 
@@ -24,3 +30,214 @@ class EventOut(Schema):
     coupon_code = fields.Str(allow_none=True)
     cursor = fields.Function(lambda event: str(event.position),
                              metadata={"description": "pass as ?after= to resume after this event"})
+
+
+def _req(field: fields.Field, description: str | None = None) -> fields.Field:
+    field.required = True
+    if description:
+        field.metadata = {**field.metadata, "description": description}
+    return field
+
+
+# What several events carry
+
+
+class EventCampaign(Schema):
+    """The deal as it is after the change."""
+
+    id = _req(fields.Str())
+    merchant_id = _req(fields.Str())
+    title = _req(fields.Str())
+    city = _req(fields.Str(allow_none=True))
+    price = _req(fields.Int(), "minor units (3990 = 39.90)")
+    list_price = _req(fields.Int(allow_none=True), "minor units")
+    currency = _req(fields.Str(), "ISO 4217")
+    status = _req(fields.Str())
+    sold = _req(fields.Int())
+    min_group_size = _req(fields.Int())
+    max_coupons = _req(fields.Int(allow_none=True))
+    tipped = _req(fields.Bool())
+    sales_end = _req(fields.DateTime())
+
+
+class EventOrder(Schema):
+    id = _req(fields.Str())
+    campaign_id = _req(fields.Str())
+    customer_ref = _req(fields.Str())
+    quantity = _req(fields.Int())
+    payment_ref = _req(fields.Str(allow_none=True))
+    status = _req(fields.Str(validate=validate.OneOf(("confirmed", "refund_pending"))))
+
+
+class EventCoupon(Schema):
+    """The coupon after the change; `seq` grows with every change: drop an older one."""
+
+    code = _req(fields.Str())
+    campaign_id = _req(fields.Str())
+    order_id = _req(fields.Str(allow_none=True))
+    uses_left = _req(fields.Int())
+    seq = _req(fields.Int(), "grows with every change of this coupon")
+    status = fields.Str(metadata={"description": "when the event sets one (voided)"})
+
+
+class EventIntegration(Schema):
+    id = _req(fields.Str())
+    adapter = _req(fields.Str())
+
+
+# The data of each event type
+
+
+class CampaignPublishedData(Schema):
+    campaign = _req(fields.Nested(EventCampaign))
+
+
+class CampaignTippedData(Schema):
+    campaign = _req(fields.Nested(EventCampaign))
+    tipped_at = _req(fields.DateTime())
+
+
+class CampaignEndedData(Schema):
+    campaign = _req(fields.Nested(EventCampaign))
+
+
+class CampaignFailedData(Schema):
+    campaign = _req(fields.Nested(EventCampaign))
+    coupons_voided = _req(fields.Int(), "each has its coupon.voided event")
+    orders_refund_pending = _req(fields.Int(), "each has its order.refund_pending event")
+
+
+class CampaignCancelledData(Schema):
+    campaign = _req(fields.Nested(EventCampaign))
+    reason = _req(fields.Str(), "as the manager gave it (may be empty)")
+    coupons_voided = fields.Int(metadata={"description": "absent when a draft was cancelled"})
+    orders_refund_pending = fields.Int(metadata={"description": "absent when a draft was cancelled"})
+
+
+class OrderConfirmedData(Schema):
+    order = _req(fields.Nested(EventOrder))
+
+
+class OrderRefundPendingData(Schema):
+    order = _req(fields.Nested(EventOrder))
+    reason = _req(fields.Str(validate=validate.OneOf(("campaign_failed", "campaign_cancelled"))))
+
+
+class IssuedCoupon(Schema):
+    code = _req(fields.Str())
+    status = _req(fields.Str(validate=validate.OneOf(("pending", "active"))))
+
+
+class CouponIssuedToOrderData(Schema):
+    """Coupons bought by an order."""
+
+    campaign = _req(fields.Nested(EventCampaign))
+    campaign_id = _req(fields.Str())
+    order_id = _req(fields.Str())
+    count = _req(fields.Int())
+    coupons = _req(fields.List(fields.Nested(IssuedCoupon)))
+
+
+class CouponIssuedInBulkData(Schema):
+    """One chunk of a bulk job (`POST /campaigns/{id}/coupons/bulk`); no codes: fetch the CSV."""
+
+    campaign_id = _req(fields.Str())
+    job_id = _req(fields.Str())
+    count = _req(fields.Int(), "written in this chunk")
+    issued_so_far = _req(fields.Int())
+    requested = _req(fields.Int())
+    status = _req(fields.Str(validate=validate.OneOf(("pending", "active"))))
+
+
+class RedeemedRedemption(Schema):
+    id = _req(fields.Str())
+    store_id = _req(fields.Str())
+    uses = _req(fields.Int())
+    redeemed_at = _req(fields.DateTime())
+    device_id = _req(fields.Str(allow_none=True))
+
+
+class RedeemedCampaign(Schema):
+    id = _req(fields.Str())
+    title = _req(fields.Str())
+    price = _req(fields.Int(), "minor units")
+    currency = _req(fields.Str())
+
+
+class CouponRedeemedData(Schema):
+    merchant_id = _req(fields.Str())
+    coupon = _req(fields.Nested(EventCoupon))
+    redemption = _req(fields.Nested(RedeemedRedemption))
+    campaign = _req(fields.Nested(RedeemedCampaign))
+
+
+class ReversedRedemption(Schema):
+    id = _req(fields.Str())
+    store_id = _req(fields.Str())
+    uses = _req(fields.Int())
+    redeemed_at = _req(fields.DateTime())
+    reversed_at = _req(fields.DateTime())
+    reason = _req(fields.Str(allow_none=True))
+
+
+class CouponRedemptionReversedData(Schema):
+    merchant_id = _req(fields.Str())
+    coupon = _req(fields.Nested(EventCoupon))
+    redemption = _req(fields.Nested(ReversedRedemption))
+
+
+class CouponVoidedData(Schema):
+    merchant_id = _req(fields.Str())
+    coupon = _req(fields.Nested(EventCoupon))
+    reason = _req(fields.Str(), "campaign_failed, campaign_cancelled, or the reason a manager gave")
+
+
+class DisabledIntegration(EventIntegration):
+    disabled_at = _req(fields.DateTime())
+    reason = _req(fields.Str())
+
+
+class IntegrationDisabledData(Schema):
+    integration = _req(fields.Nested(DisabledIntegration))
+
+
+class PingData(Schema):
+    integration = _req(fields.Nested(EventIntegration))
+    message = _req(fields.Str())
+
+
+EVENT_DATA: dict[str, tuple[type[Schema], ...]] = {
+    "campaign.published": (CampaignPublishedData,),
+    "campaign.tipped": (CampaignTippedData,),
+    "campaign.ended": (CampaignEndedData,),
+    "campaign.failed": (CampaignFailedData,),
+    "campaign.cancelled": (CampaignCancelledData,),
+    "order.confirmed": (OrderConfirmedData,),
+    "order.refund_pending": (OrderRefundPendingData,),
+    "coupon.issued": (CouponIssuedToOrderData, CouponIssuedInBulkData),
+    "coupon.redeemed": (CouponRedeemedData,),
+    "coupon.redemption_reversed": (CouponRedemptionReversedData,),
+    "coupon.voided": (CouponVoidedData,),
+    "integration.disabled": (IntegrationDisabledData,),
+    "ping": (PingData,),
+}
+"""Each event type's `data`: one schema, or several when it has several shapes."""
+
+EVENT_DESCRIPTIONS: dict[str, str] = {
+    "campaign.published": "A deal went on sale.",
+    "campaign.tipped": "A deal reached its group threshold: its coupons are active, its orders confirmed.",
+    "campaign.ended": "A deal that tipped closed at its sales end.",
+    "campaign.failed": "A deal closed at its sales end without tipping: its coupons are voided, "
+                       "its orders wait for a refund.",
+    "campaign.cancelled": "A manager cancelled a deal; if it was on sale, its coupons are voided "
+                          "and its orders wait for a refund.",
+    "order.confirmed": "An order's deal has tipped (or had tipped when it was placed): it stands.",
+    "order.refund_pending": "An order's deal failed or was cancelled: refund the buyer.",
+    "coupon.issued": "Coupons were issued: to an order (with their codes), or in one chunk of a bulk job.",
+    "coupon.redeemed": "A till redeemed a coupon.",
+    "coupon.redemption_reversed": "A redemption was reversed; its uses are back on the coupon.",
+    "coupon.voided": "A coupon was voided (by a manager, or with its failed or cancelled deal).",
+    "integration.disabled": "An integration was switched off (by its merchant, a 410, or days of "
+                            "failures); its deliveries are held until it is enabled again.",
+    "ping": "A test delivery (`POST /integrations/{id}/test`), sent to that integration only.",
+}
