@@ -1,19 +1,26 @@
-"""Demo data for `./scripts/serve`: a merchant in a small city, two stores, a live deal."""
+"""Demo data for `./scripts/serve`: a merchant in a small city, two stores, a live deal.
+
+The demo's first coupon is `K7QM-3XPA-9RTM` (README_CODE), the code the README's example
+checks; the others are random. It is given that code right after its order is placed, in
+the same transaction, before anything could have been sent about it: no integration
+exists yet, so no delivery carries the random code it was drawn with.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import campaigns, codes, merchants
-from .models import Campaign, Coupon, Merchant, Store
+from .models import Campaign, Coupon, Event, Merchant, Store
 from .orders import place_order
 from .principal import PLATFORM, Principal, create_key
 from .timeutil import utcnow
 
 DEMO_MERCHANT = "老街牛肉面 (demo)"
+README_CODE = "K7QM3XPA9RTM"  # the README's example code: shown as K7QM-3XPA-9RTM
 
 
 def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_kid: str) -> list[str]:
@@ -36,7 +43,9 @@ def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_k
         })
         campaigns.publish(session, deal, qr_kid)
         session.flush()
-        place_order(session, deal.id, customer_ref="demo-buyer-1", quantity=2, payment_ref="demo-pay-1")
+        first = place_order(session, deal.id, customer_ref="demo-buyer-1", quantity=2,
+                            payment_ref="demo-pay-1")
+        _recode(session, first.order.id, first.codes[0], README_CODE)
         place_order(session, deal.id, customer_ref="demo-buyer-2", quantity=1, payment_ref="demo-pay-2")
     deal = session.execute(select(Campaign).where(Campaign.merchant_id == merchant.id)).scalars().first()
     stores = deal.stores or session.execute(select(Store).where(Store.merchant_id == merchant.id)).scalars().all()
@@ -47,7 +56,8 @@ def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_k
     session.commit()
     base = public_url or "http://127.0.0.1:5000"
     sample = session.execute(select(Coupon.code).where(
-        Coupon.campaign_id == deal.id, Coupon.status == "active").order_by(Coupon.code)).scalars().first()
+        Coupon.campaign_id == deal.id, Coupon.status == "active")
+        .order_by(Coupon.code != README_CODE, Coupon.code)).scalars().first()
     return [
         f"merchant   {merchant.id}  {merchant.name}",
         f"store      {stores[0].id}  {stores[0].name}",
@@ -58,3 +68,14 @@ def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_k
         f"coupon     {codes.display(sample) if sample else '(all used)'}  (type it at the till)",
         f"docs       {base}/api/v1/docs",
     ]
+
+
+def _recode(session: Session, order_id: str, drawn: str, code: str) -> None:
+    """Give the coupon drawn as `drawn` the code `code`, in its row and its issue event."""
+    session.flush()
+    session.execute(update(Coupon).where(Coupon.code == drawn).values(code=code)
+                    .execution_options(synchronize_session=False))
+    for event in session.execute(select(Event).where(Event.type == "coupon.issued")).scalars():
+        if event.data.get("order_id") == order_id:
+            event.data = {**event.data, "coupons": [
+                {**c, "code": code if c["code"] == drawn else c["code"]} for c in event.data["coupons"]]}
