@@ -31,13 +31,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
-    from . import extensions, jobs, qr_keys, ratelimit
+    from . import extensions, i18n, jobs, qr_keys, ratelimit
     from .api import register_api
     from .cli import register_cli
     from .errors import register_error_handlers
     from .health import health
 
     extensions.db.init_app(app)
+    i18n.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir())
     ratelimit.init_app(app)
     qr_keys.init_app(app)

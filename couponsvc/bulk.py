@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 
 from . import codes
 from .after_commit import after_commit
+from .domain_error import say
 from .errors import DomainError
 from .issuance import coupon_insert, coupon_row
 from .jobs import enqueue
 from .models import Campaign, Coupon, Job
+from .orders import short_of_stock
 from .outbox.emit import emit
 from .tasks import ISSUE_BULK
 from .timeutil import utcnow
@@ -48,7 +50,8 @@ def request_bulk(session: Session, campaign: Campaign, count: int, *, limit: int
         raise DomainError("validation_error", f"count must be at most {limit}",
                           errors={"count": [f"Must be at most {limit}."]})
     if campaign.status not in Campaign.OPEN:
-        raise DomainError("campaign_not_on_sale", f"coupons of a {campaign.status} campaign cannot be issued")
+        raise DomainError("campaign_not_on_sale", say("no coupons can be issued while the campaign "
+                                                      "is %(status)s", status=campaign.status))
     reserved = session.execute(
         update(Campaign)
         .where(Campaign.id == campaign.id, Campaign.status.in_(Campaign.OPEN),
@@ -61,7 +64,7 @@ def request_bulk(session: Session, campaign: Campaign, count: int, *, limit: int
         session.refresh(campaign)
         if campaign.status not in Campaign.OPEN:
             raise DomainError("campaign_not_on_sale")
-        raise DomainError("sold_out", f"{(campaign.max_coupons or 0) - campaign.issued} coupons left")
+        raise short_of_stock(campaign, count)
     job = Job(kind=KIND, merchant_id=campaign.merchant_id, campaign_id=campaign.id,
               requested=count)
     session.add(job)

@@ -45,7 +45,7 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
     row = session.execute(
         update(Coupon.__table__)
         .where(Coupon.code == coupon.code, Coupon.status.in_(("pending", "active")))
-        .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
+        .values(status="voided", voided_at=now, void_reason=reason or None, seq=Coupon.seq + 1)
         .returning(Coupon.seq)
     ).first()
     session.refresh(coupon)

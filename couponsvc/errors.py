@@ -4,6 +4,9 @@ Domain functions raise `DomainError(code, detail)` (declared with its codes in
 `domain_error.py`, which imports no Flask); the handler registered in
 `register_error_handlers` turns it, and every other HTTP error, into RFC 9457
 `application/problem+json`. Tests assert `code`, never the text.
+
+Titles and details are said in the caller's language (`i18n.py`: English unless
+`Accept-Language` asks for Chinese), and every problem names it in `Content-Language`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from .domain_error import CODES, DomainError
+from . import i18n
+from .domain_error import CODES, N_, DomainError, say
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +33,14 @@ def problem(code: str, detail: str | None = None, *, status: int | None = None,
     status = status or default_status
     body = {
         "type": PROBLEM_TYPE_BASE + code,
-        "title": title,
+        "title": i18n.translate(title),
         "status": status,
-        "detail": detail or title,
+        "detail": i18n.translate(detail or title),
         "code": code,
         **extra,
     }
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response.headers["Content-Language"] = i18n.language()
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -77,10 +82,10 @@ def _http_problem(error: HTTPException) -> Response:
                 errors.update(location_errors)
             else:
                 errors["_schema"] = location_errors
-        return problem("validation_error", _summarise(errors), errors=errors)
+        return problem("validation_error", _summarise(errors), errors=_translated(errors))
     if status == 400 and isinstance(messages, dict) and "json" in messages:
         # webargs could not decode the body
-        return problem("malformed_json", "The request body could not be parsed as JSON")
+        return problem("malformed_json", N_("The request body could not be parsed as JSON"))
     code = _HTTP_CODES.get(status)
     if code is None:
         code = "bad_request" if status < 500 else "internal_error"
@@ -97,9 +102,20 @@ def _is_json_decode_error(error: HTTPException) -> bool:
     return isinstance(getattr(error, "exc", None), ValueError) or "JSON" in description or "json" in description
 
 
+def _translated(messages: Any) -> Any:
+    """A field's messages in the caller's language, where the catalogue has them."""
+    if isinstance(messages, str):
+        return i18n.translate(messages)
+    if isinstance(messages, dict):
+        return {name: _translated(value) for name, value in messages.items()}
+    if isinstance(messages, list):
+        return [_translated(value) for value in messages]
+    return messages
+
+
 def _summarise(errors: dict[str, Any]) -> str:
     fields = ", ".join(sorted(str(name) for name in errors))
-    return f"Invalid fields: {fields}" if fields else "The request is not valid"
+    return say("Invalid fields: %(fields)s", fields=fields) if fields else N_("The request is not valid")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -111,4 +127,4 @@ def register_error_handlers(app: Flask) -> None:
         if app.testing:
             raise error  # let the test show the traceback
         log.exception("unhandled error")
-        return problem("internal_error", "An unexpected error occurred; it has been logged")
+        return problem("internal_error", N_("An unexpected error occurred; it has been logged"))

@@ -14,11 +14,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Select, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .campaigns.data import campaign_event_data
+from .domain_error import say, say_n
 from .errors import DomainError
 from .ids import new_id
 from .issuance import coupon_row, insert_coupons
@@ -122,11 +123,11 @@ def _precheck(session: Session, campaign: Campaign, customer: str, quantity: int
               now: datetime) -> None:
     """Cheap refusals before any write; `_reserve` re-checks under the row lock."""
     if not _on_sale(campaign, now):
-        raise DomainError("campaign_not_on_sale", f"the deal is {_sale_state(campaign, now)}")
+        raise _not_on_sale(campaign, now)
     if campaign.per_customer_limit is not None and quantity > campaign.per_customer_limit:
         raise _limit_reached(campaign, _bought(session, campaign, customer))
     if campaign.max_coupons is not None and campaign.issued + quantity > campaign.max_coupons:
-        raise DomainError("sold_out", _left(campaign))
+        raise short_of_stock(campaign, quantity)
 
 
 def _reserve(session: Session, campaign: Campaign, quantity: int, now: datetime) -> int:
@@ -150,8 +151,8 @@ def _reserve(session: Session, campaign: Campaign, quantity: int, now: datetime)
     if row is None:
         session.refresh(campaign)
         if not _on_sale(campaign, now):
-            raise DomainError("campaign_not_on_sale", f"the deal is {_sale_state(campaign, now)}")
-        raise DomainError("sold_out", _left(campaign))
+            raise _not_on_sale(campaign, now)
+        raise short_of_stock(campaign, quantity)
     return row.sold
 
 
@@ -179,7 +180,9 @@ def _bought(session: Session, campaign: Campaign, customer: str) -> int:
 def _limit_reached(campaign: Campaign, bought: int) -> DomainError:
     """Always with `bought` and `limit`, so a storefront can say how many are still allowed."""
     return DomainError("customer_limit_reached",
-                       f"this customer has bought {bought} of at most {campaign.per_customer_limit}",
+                       say_n("this customer has bought %(bought)d of at most %(num)d coupon",
+                             "this customer has bought %(bought)d of at most %(num)d coupons",
+                             campaign.per_customer_limit, bought=bought),
                        bought=bought, limit=campaign.per_customer_limit)
 
 
@@ -187,12 +190,39 @@ def _on_sale(campaign: Campaign, now: datetime) -> bool:
     return campaign.status == "active" and campaign.sales_start <= now < campaign.sales_end
 
 
-def _sale_state(campaign: Campaign, now: datetime) -> str:
+def _not_on_sale(campaign: Campaign, now: datetime) -> DomainError:
     if campaign.status != "active":
-        return campaign.status
-    return "not on sale yet" if now < campaign.sales_start else "past its sales end"
+        detail = say("the deal is %(status)s", status=campaign.status)
+    elif now < campaign.sales_start:
+        detail = say("the deal is not on sale yet")
+    else:
+        detail = say("the deal is past its sales end")
+    return DomainError("campaign_not_on_sale", detail)
 
 
-def _left(campaign: Campaign) -> str:
-    left = max(0, (campaign.max_coupons or 0) - campaign.issued)
-    return f"{left} coupons left"
+def short_of_stock(campaign: Campaign, asked: int) -> DomainError:
+    """`sold_out` when nothing is left; `insufficient_stock` with `remaining` when some
+    is, but fewer than `asked` (a storefront can offer what is left)."""
+    remaining = max(0, (campaign.max_coupons or 0) - campaign.issued)
+    if remaining == 0:
+        return DomainError("sold_out", say("no coupons are left"), remaining=0)
+    return DomainError("insufficient_stock",
+                       say_n("%(num)d coupon left, %(asked)d asked",
+                             "%(num)d coupons left, %(asked)d asked", remaining, asked=asked),
+                       remaining=remaining, asked=asked)
+
+
+def orders_query(merchant_id: str | None, *, campaign_id: str | None = None,
+                 customer_ref: str | None = None, payment_ref: str | None = None) -> Select:
+    """The orders `GET /orders` finds: of `merchant_id` (None: every merchant's), with
+    these exact values; `customer_ref` normalised as `place_order` stored it."""
+    query = select(Order)
+    if merchant_id is not None:
+        query = query.where(Order.merchant_id == merchant_id)
+    if campaign_id is not None:
+        query = query.where(Order.campaign_id == campaign_id)
+    if customer_ref is not None:
+        query = query.where(Order.customer_ref == normalise_customer_ref(customer_ref))
+    if payment_ref is not None:
+        query = query.where(Order.payment_ref == payment_ref)
+    return query

@@ -57,7 +57,8 @@ def test_bulk_reserves_inventory(client):
     shop = Shop(client, max_coupons=100)
     shop.coupons(60)
     refused = client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 41}, key=shop.manager)
-    assert refused.status_code == 409 and refused.get_json()["code"] == "sold_out"
+    assert refused.status_code == 409 and refused.get_json()["code"] == "insufficient_stock"
+    assert refused.get_json()["remaining"] == 40
     client.ok(client.post(f"campaigns/{shop.campaign['id']}/coupons/bulk", {"count": 40},
                           key=shop.manager), 202)
     later = client.post(f"campaigns/{shop.campaign['id']}/orders", {"customer_ref": "late"})

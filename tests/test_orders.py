@@ -20,7 +20,7 @@ from couponsvc.orders import place_order
 from tests.factories import Shop
 
 
-def test_stock_sold_between_the_read_and_the_write_is_refused_sold_out(app, client):
+def test_stock_sold_between_the_read_and_the_write_is_refused_short(app, client):
     shop = Shop(client, max_coupons=3)
     campaign_id = shop.campaign["id"]
     with app.app_context(), Session(db.engine, expire_on_commit=False) as late:
@@ -33,7 +33,7 @@ def test_stock_sold_between_the_read_and_the_write_is_refused_sold_out(app, clie
         with pytest.raises(DomainError) as refused:
             place_order(late, campaign_id, customer_ref="late buyer", quantity=2, payment_ref="p")
         late.rollback()
-        assert (refused.value.code, refused.value.detail) == ("sold_out", "1 coupons left")
+        assert (refused.value.code, refused.value.extra["remaining"]) == ("insufficient_stock", 1)
         issued = late.scalar(select(func.count()).select_from(Coupon)
                              .where(Coupon.campaign_id == campaign_id))
         assert issued == 2

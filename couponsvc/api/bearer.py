@@ -12,7 +12,7 @@ from functools import wraps
 from flask import g, request
 from sqlalchemy.orm import Session
 
-from ..domain_error import DomainError
+from ..domain_error import DomainError, say
 from ..extensions import db
 from ..principal import Principal, authenticate, identify
 
@@ -56,9 +56,12 @@ def _requiring(roles: tuple[str, ...], who):
         def wrapper(*args, **kwargs):
             principal = who()
             if principal.role not in roles:
-                raise DomainError("forbidden", f"a {principal.role} key may not do this")
+                raise DomainError("forbidden", say("a %(role)s key may not do this; it needs "
+                                                   "one of: %(roles)s", role=principal.role,
+                                                   roles=", ".join(roles)), roles=list(roles))
             return view(*args, **kwargs)
 
+        wrapper.roles = roles  # read by the OpenAPI reference (`operations.py`)
         return wrapper
 
     return decorator

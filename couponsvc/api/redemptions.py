@@ -12,6 +12,7 @@ from .. import redeem as till
 from ..coupons import redemptions_of
 from ..errors import DomainError
 from ..extensions import db
+from ..i18n import translate
 from ..models import Campaign, Redemption, RedemptionAttempt
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
@@ -75,7 +76,7 @@ class Validate(MethodView):
             till.record_refusal(db.session, scan, "validate", DomainError(result.code))
         coupon = result.coupon
         kid = db.session.get(Campaign, coupon.campaign_id).qr_kid
-        return {"ok": result.ok, "code": result.code, "detail": result.detail,
+        return {"ok": result.ok, "code": result.code, "detail": translate(result.detail),
                 "coupon": coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))}
 
 

@@ -14,7 +14,13 @@ from .base import Base
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_campaign", "campaign_id", "status"),)
+    __table_args__ = (
+        Index("ix_orders_campaign", "campaign_id", "status"),
+        # what `GET /orders` finds by (`couponsvc.orders.orders_query`)
+        Index("ix_orders_merchant", "merchant_id", "id"),
+        Index("ix_orders_customer_ref", "customer_ref", "id"),
+        Index("ix_orders_payment_ref", "payment_ref", "id"),
+    )
 
     STATUSES = ("pending", "confirmed", "refund_pending")
 
@@ -56,6 +62,7 @@ class Coupon(Base):
     seq: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    void_reason: Mapped[str | None] = mapped_column(String(500), default=None)
 
     def public_status(self, now: datetime) -> str:
         if self.status in ("pending", "active") and now >= self.valid_until:

@@ -2,7 +2,8 @@
 # Set-up shared by scripts/serve and scripts/test. Source it; do not run it.
 #
 #   bootstrap_venv                      .venv with `pip install -e '.[test]'`, redone only
-#                                       when pyproject.toml (or the Python) changed
+#                                       when pyproject.toml (or the Python) changed; then
+#                                       compiles the translations (couponsvc/translations)
 #   ensure_postgres [HOST PORT USER DB] PostgreSQL answering: running, else started,
 #                                       else installed from apt (root only)
 #   ensure_redis [HOST PORT]            Redis answering: running, else started, else installed
@@ -102,6 +103,11 @@ bootstrap_venv() {
     else
         say "virtual environment up to date"
     fi
+
+    # The translations the service reads (.mo) are built from the committed .po files on
+    # every run, so an edited catalogue is never served stale.
+    "${VENV}/bin/pybabel" compile --quiet -d "${REPO_ROOT}/couponsvc/translations" >&2 \
+        || die "pybabel compile of couponsvc/translations failed (see scripts/translations)"
 
     if [[ -n "${lock_fd:-}" ]]; then
         exec {lock_fd}>&-

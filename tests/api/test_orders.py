@@ -114,7 +114,7 @@ def test_max_coupons_is_never_exceeded(client):
     path = f"campaigns/{shop.campaign['id']}/orders"
     client.order(shop.campaign["id"], 2)
     client.order(shop.campaign["id"], 2)
-    problem(client.post(path, {"customer_ref": "c", "quantity": 2}), 409, "sold_out")
+    problem(client.post(path, {"customer_ref": "c", "quantity": 2}), 409, "insufficient_stock")
     client.order(shop.campaign["id"], 1)
     problem(client.post(path, {"customer_ref": "d"}), 409, "sold_out")
     campaign = client.ok(client.get(f"campaigns/{shop.campaign['id']}"))
@@ -122,10 +122,11 @@ def test_max_coupons_is_never_exceeded(client):
     assert len(client.events(type="coupon.issued")) == 3
 
 
-def test_an_order_larger_than_the_whole_deal_is_sold_out(client):
+def test_an_order_larger_than_the_whole_deal_is_short_of_stock(client):
     shop = Shop(client, max_coupons=3)
-    problem(client.post(f"campaigns/{shop.campaign['id']}/orders",
-                        {"customer_ref": "a", "quantity": 4}), 409, "sold_out")
+    body = problem(client.post(f"campaigns/{shop.campaign['id']}/orders",
+                               {"customer_ref": "a", "quantity": 4}), 409, "insufficient_stock")
+    assert body["remaining"] == 3
     assert client.ok(client.get(f"campaigns/{shop.campaign['id']}"))["sold"] == 0
 
 
@@ -145,7 +146,7 @@ def test_a_refused_order_does_not_use_up_the_customer_limit(client):
     shop = Shop(client, per_customer_limit=2, max_coupons=3)
     path = f"campaigns/{shop.campaign['id']}/orders"
     client.ok(client.post(path, {"customer_ref": "bob", "quantity": 2}), 201)
-    problem(client.post(path, {"customer_ref": "carol", "quantity": 2}), 409, "sold_out")
+    problem(client.post(path, {"customer_ref": "carol", "quantity": 2}), 409, "insufficient_stock")
     client.ok(client.post(path, {"customer_ref": "Carol", "quantity": 1}), 201)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+from ...domain_error import N_
 
 
 def storable(text: str) -> bool:
@@ -41,15 +43,39 @@ def _all_storable(value) -> bool:
     return True
 
 
-class ProblemSchema(Schema):
-    """RFC 9457 problem details; `code` is the stable machine code."""
+def _member(field, description: str):
+    field.metadata["description"] = description
+    return field
 
-    type = fields.Str()
-    title = fields.Str()
-    status = fields.Int()
-    detail = fields.Str()
-    code = fields.Str()
-    errors = fields.Dict(keys=fields.Str(), values=fields.Raw())
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details; `code` is the stable machine code (`domain_error.CODES`).
+
+    A refusal carries further members a client can act on; the common ones are listed,
+    and any other is allowed (`additionalProperties`), as RFC 9457 allows extensions.
+    """
+
+    class Meta:
+        unknown = INCLUDE  # documented as additionalProperties: true
+
+    type = _member(fields.Str(required=True), "A URL naming the code; its page says what to do")
+    title = _member(fields.Str(required=True), "The code's title, the same for every answer")
+    status = _member(fields.Int(required=True), "The HTTP status")
+    detail = _member(fields.Str(required=True), "What went wrong with this request, for a person")
+    code = _member(fields.Str(required=True), "The stable machine code; test this, never the text")
+    errors = _member(fields.Dict(keys=fields.Str(), values=fields.Raw()),
+                     "validation_error: the messages of each invalid field")
+    roles = _member(fields.List(fields.Str()), "forbidden: the roles that may do it")
+    bought = _member(fields.Int(), "customer_limit_reached: coupons this customer already has")
+    limit = _member(fields.Int(), "customer_limit_reached: the most one customer may buy")
+    remaining = _member(fields.Int(), "coupons still on sale when fewer than asked are left")
+    redeemed_at = _member(fields.Str(), "coupon_already_redeemed: when (UTC, RFC 3339)")
+    store_id = _member(fields.Str(allow_none=True), "coupon_already_redeemed: where")
+    uses_left = _member(fields.Int(), "insufficient_uses: the uses the coupon still has")
+    valid_from = _member(fields.Str(), "coupon_not_yet_valid: from when (RFC 3339)")
+    valid_until = _member(fields.Str(), "coupon_expired: until when it was valid (RFC 3339)")
+    voided_at = _member(fields.Str(allow_none=True), "coupon_voided: when")
+    window = _member(fields.Int(allow_none=True), "reversal_window_closed: the window, in seconds")
 
 
 class ListArgs(InputSchema):
@@ -62,9 +88,18 @@ def Money(**kwargs):
     return fields.Int(strict=True, validate=validate.Range(0, 10**12), **kwargs)
 
 
-def Time(**kwargs):
-    """RFC 3339 with an offset; naive times are refused."""
-    return fields.AwareDateTime(format="iso", **kwargs)
+class Time(fields.AwareDateTime):
+    """RFC 3339 with an offset, the one time field of every request; a time without an
+    offset is refused with a sentence that says how to fix it."""
+
+    default_error_messages = {
+        "invalid": N_("Not a valid time: send RFC 3339, e.g. 2026-12-01T09:00:00+08:00."),
+        "invalid_awareness": N_("This time has no UTC offset: add a UTC offset, e.g. +08:00 "
+                        "(2026-12-01T09:00:00+08:00)."),
+    }
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(format="iso", **kwargs)
 
 
 def Text(maximum: int, **kwargs):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from marshmallow import Schema, fields, validate
 
+from ...merchants import reversal_window
 from ...principal import MANAGER, SCANNER
 from .common import InputSchema, Name, Text
 
@@ -30,8 +32,23 @@ class MerchantOut(Schema):
     name = fields.Str()
     city = fields.Str()
     timezone = fields.Str()
-    reversal_window = fields.Int(allow_none=True)
+    reversal_window = fields.Method(
+        "_effective_window", metadata={"type": "integer", "description":
+                                       "seconds a redemption can be reversed: the merchant's own "
+                                       "window, else the operator's default, capped by the "
+                                       "operator's ceiling; never null"})
+    reversal_window_is_default = fields.Method(
+        "_window_is_default", metadata={"type": "boolean", "description":
+                                        "true when the merchant set no window of its own (it "
+                                        "follows COUPONSVC_DEFAULT_REVERSAL_WINDOW)"})
     created_at = fields.DateTime()
+
+    def _effective_window(self, merchant) -> int:
+        return reversal_window(merchant, default=current_app.config["DEFAULT_REVERSAL_WINDOW"],
+                               ceiling=current_app.config["MAX_REVERSAL_WINDOW"])
+
+    def _window_is_default(self, merchant) -> bool:
+        return merchant.reversal_window is None
 
 
 class StoreIn(InputSchema):

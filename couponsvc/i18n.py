@@ -1,0 +1,69 @@
+"""Languages: the one gettext catalogue (`couponsvc/translations/`) for the API's answers
+and the pages, through Flask-Babel.
+
+The API answers in English unless the caller asks for Chinese with `Accept-Language`
+(`zh`, `zh-CN`, ...): API clients expect English when they send nothing. `say` and
+`say_n` (`domain_error.py`) keep a domain detail's words and numbers apart so that it
+is translated here, when the answer is rendered, not in the domain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, has_request_context, request
+from flask_babel import Babel, get_locale, gettext, ngettext
+
+from .domain_error import Sentence
+
+LANGUAGES = ("en", "zh")
+DEFAULT_LANGUAGE = "en"
+TRANSLATIONS = Path(__file__).with_name("translations")
+
+babel = Babel()
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    babel.init_app(app, locale_selector=select_language)
+    app.after_request(_say_language)
+
+
+def select_language() -> str:
+    """The best of `LANGUAGES` for the request's `Accept-Language`, else English."""
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    # By the caller's order of preference, matching the primary subtag (zh-Hans-CN is zh),
+    # which werkzeug's best_match does only after every exact match (so en;q=0.1 won).
+    for value, quality in request.accept_languages:
+        primary = value.split("-")[0].split("_")[0].lower()
+        if quality > 0 and primary in LANGUAGES:
+            return primary
+    return DEFAULT_LANGUAGE
+
+
+def language() -> str:
+    """The language answers are given in now: for `Content-Language`."""
+    locale = get_locale()
+    return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+def _say_language(response: Response) -> Response:
+    """Every answer names the language its words are in (problems set it themselves)."""
+    response.headers.setdefault("Content-Language", language())
+    response.vary.add("Accept-Language")
+    return response
+
+
+def translate(text: str | None) -> str | None:
+    """A title or detail in the request's language. A `Sentence` is looked up by its
+    message id and filled in; a plain string is looked up as it is (a title), and comes
+    back unchanged when the catalogue does not have it."""
+    if text is None:
+        return None
+    if isinstance(text, Sentence):
+        if text.plural is not None:
+            return ngettext(text.msgid, text.plural, text.n, **text.params)
+        return gettext(text.msgid, **text.params)
+    return gettext(text) if text else text
