@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -117,9 +119,13 @@ _KEY_BY_HASH = (
 _KEY_IS_LIVE = select(ApiKey.id).where(ApiKey.id == bindparam("key_id"), ApiKey.revoked_at.is_(None))
 
 # key hash -> Principal. A key's id, role, merchant and store never change, only its
-# revocation does, so what a key is may be remembered; whether it is still live may not.
-_IDENTITIES: dict[str, Principal] = {}
+# revocation does, so what a key is may be remembered; whether it is still live may not:
+# only `authenticate`, after finding the key live, writes here, and `identify` is for
+# views whose write re-checks the key. Least recently used keys are forgotten first
+# (cachetools is not thread-safe: gunicorn threads share it under the lock).
 _IDENTITIES_MAX = 10_000
+_IDENTITIES: LRUCache[str, Principal] = LRUCache(maxsize=_IDENTITIES_MAX)
+_IDENTITIES_LOCK = threading.Lock()
 
 
 def authenticate(session: Session, header: str | None) -> Principal:
@@ -130,9 +136,8 @@ def authenticate(session: Session, header: str | None) -> Principal:
         raise DomainError("unauthenticated", "The API key is not valid or was revoked")
     principal = Principal(key_id=row.id, role=row.role, merchant_id=row.merchant_id,
                           store_id=row.store_id)
-    if len(_IDENTITIES) >= _IDENTITIES_MAX:
-        _IDENTITIES.clear()
-    _IDENTITIES[key_hash] = principal
+    with _IDENTITIES_LOCK:
+        _IDENTITIES[key_hash] = principal
     return principal
 
 
@@ -141,7 +146,9 @@ def identify(session: Session, header: str | None) -> Principal:
 
     Only for a view whose one write re-checks the key in the same statement (`key_is_live`).
     """
-    return _IDENTITIES.get(_hash_of(header)) or authenticate(session, header)
+    with _IDENTITIES_LOCK:
+        known = _IDENTITIES.get(_hash_of(header))
+    return known or authenticate(session, header)
 
 
 def key_is_live(session: Session, key_id: str) -> bool:

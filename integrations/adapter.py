@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import marshmallow
 import requests
+from cachetools import LRUCache
 
 EVENT_TYPES = frozenset({
     "campaign.published", "campaign.tipped", "campaign.ended", "campaign.failed",
@@ -182,17 +184,20 @@ def load_config(adapter: Adapter, config: dict[str, Any]) -> dict[str, Any]:
     """
     content = json.dumps(config, sort_keys=True, default=str).encode()
     key = (adapter.name, type(adapter).__qualname__, hashlib.sha256(content).hexdigest())
-    loaded = _loaded_configs.get(key)
+    with _loaded_configs_lock:
+        loaded = _loaded_configs.get(key)
     if loaded is None:
         try:
             loaded = adapter.config_schema().load(config)
         except marshmallow.ValidationError as error:
             raise PermanentError(f"invalid {adapter.name} config: {error.messages}") from error
-        if len(_loaded_configs) >= _LOADED_CONFIGS_MAX:
-            _loaded_configs.pop(next(iter(_loaded_configs)), None)
-        _loaded_configs[key] = loaded
+        with _loaded_configs_lock:
+            _loaded_configs[key] = loaded
     return dict(loaded)
 
 
+# The least recently used configs are forgotten first. cachetools is not thread-safe:
+# drains on several threads share it under the lock.
 _LOADED_CONFIGS_MAX = 512
-_loaded_configs: dict[tuple[str, str, str], dict[str, Any]] = {}
+_loaded_configs: LRUCache[tuple[str, str, str], dict[str, Any]] = LRUCache(maxsize=_LOADED_CONFIGS_MAX)
+_loaded_configs_lock = threading.Lock()

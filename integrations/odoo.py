@@ -27,6 +27,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from cachetools import LRUCache
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from . import http
@@ -66,7 +67,10 @@ PERMANENT_ERRORS = frozenset({
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SOURCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\|(datetime|amount))?$")
 
-_uids: dict[tuple[str, str, str], int] = {}
+# (url, database, login) -> uid, asked once; forgotten when Odoo refuses it, and the least
+# recently used first beyond _UIDS_MAX (cachetools is not thread-safe: hence the lock).
+_UIDS_MAX = 1024
+_uids: LRUCache[tuple[str, str, str], int] = LRUCache(maxsize=_UIDS_MAX)
 _uids_lock = threading.Lock()
 _ids = itertools.count(1)
 
