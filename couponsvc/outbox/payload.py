@@ -34,6 +34,25 @@ def voided(*, merchant_id: str, coupon_data: dict[str, Any], reason: str) -> dic
     return {"merchant_id": merchant_id, "coupon": coupon_data, "reason": reason}
 
 
+def redemption(*, id: str, store_id: str, uses: int, redeemed_at: str,  # noqa: A002
+               device_id: str | None) -> dict[str, Any]:
+    """`data.redemption` of `coupon.redeemed`: what the till's request decided."""
+    return {"id": id, "store_id": store_id, "uses": uses, "redeemed_at": redeemed_at,
+            "device_id": device_id}
+
+
+def redeemed(row, redemption_data: dict[str, Any]) -> dict[str, Any]:
+    """The data of `coupon.redeemed` from the redeemed coupon `row` (its `COUPON_FIELDS`,
+    `merchant_id`, and its campaign's `title`, `price`, `currency`)."""
+    return {
+        "merchant_id": row.merchant_id,
+        "coupon": coupon(**{name: getattr(row, name) for name in COUPON_FIELDS}),
+        "redemption": redemption_data,
+        "campaign": {"id": row.campaign_id, "title": row.title, "price": row.price,
+                     "currency": row.currency},
+    }
+
+
 class json_object(GenericFunction):  # noqa: N801 (SQL function names are lower case)
     """`json_object(k1, v1, k2, v2, ...)`: a JSON object built in SQL on either backend."""
 
@@ -62,6 +81,24 @@ def coupon_sql(columns, *, status: str | ColumnElement | None = None) -> json_ob
     if status is not None:
         values["status"] = status
     return json_object(*_pairs(values))
+
+
+def redemption_sql(**values: ColumnElement) -> json_object:
+    """`data.redemption` built in SQL (the fields of `redemption`)."""
+    return json_object(*_pairs({name: values[name] for name in
+                                ("id", "store_id", "uses", "redeemed_at", "device_id")}))
+
+
+def redeemed_sql(columns, redemption_data: ColumnElement) -> json_object:
+    """The data of `coupon.redeemed` built in SQL from the redeemed row's `columns`
+    (those of `redeemed`): the same JSON as `redeemed`."""
+    return json_object(*_pairs({
+        "merchant_id": columns.merchant_id,
+        "coupon": coupon_sql(columns),
+        "redemption": redemption_data,
+        "campaign": json_object(*_pairs({"id": columns.campaign_id, "title": columns.title,
+                                         "price": columns.price, "currency": columns.currency})),
+    }))
 
 
 def voided_sql(columns, *, reason: str | ColumnElement) -> json_object:

@@ -61,7 +61,6 @@ from ..models import (
     ApiKey,
     Campaign,
     Coupon,
-    Event,
     IdempotencyRecord,
     Redemption,
     Store,
@@ -69,7 +68,7 @@ from ..models import (
 )
 from ..models.idempotency import Claim
 from ..outbox import payload
-from ..outbox.emit import emit
+from ..outbox.emit import emit, insert_events
 from ..outbox.fanout import announce, insert_deliveries
 from ..timeutil import to_utc
 
@@ -188,24 +187,10 @@ def _text(name: str) -> ColumnElement:
 
 def _redemption_sql() -> ColumnElement:
     """The `redemption` object of the event and of the snapshot: what the request decided."""
-    return payload.json_object(
-        literal_column("'id'"), _text("p_redemption_id"),
-        literal_column("'store_id'"), _text("p_store_id"),
-        literal_column("'uses'"), cast(_param("p_uses"), Integer),
-        literal_column("'redeemed_at'"), _text("p_redeemed_at"),
-        literal_column("'device_id'"), _text("p_device_id"))
-
-
-def redeemed_event_sql(k) -> ColumnElement:
-    """The data of `coupon.redeemed` built in SQL from the redeemed row `k` (`event_data`)."""
-    return payload.json_object(
-        literal_column("'merchant_id'"), k.merchant_id,
-        literal_column("'coupon'"), payload.coupon_sql(k),
-        literal_column("'redemption'"), _redemption_sql(),
-        literal_column("'campaign'"), payload.json_object(
-            literal_column("'id'"), k.campaign_id, literal_column("'title'"), k.title,
-            literal_column("'price'"), k.price, literal_column("'currency'"), k.currency),
-    )
+    return payload.redemption_sql(
+        id=_text("p_redemption_id"), store_id=_text("p_store_id"),
+        uses=cast(_param("p_uses"), Integer), redeemed_at=_text("p_redeemed_at"),
+        device_id=_text("p_device_id"))
 
 
 def _snapshot_sql(k) -> ColumnElement:
@@ -240,12 +225,10 @@ def _postgresql_statement(any_merchant: bool, signed_campaign: bool,
                _param("p_store_id"), _param("p_api_key_id"), _param("p_device_id"),
                _param("p_uses", Integer()), now),
     ).cte("r")
-    events = Event.__table__
-    event = insert(events).from_select(
-        ["id", "type", "merchant_id", "coupon_code", "coupon_seq", "data", "created_at"],
+    event = insert_events(
         select(_param("p_event_id"), literal("coupon.redeemed"), k.c.merchant_id, k.c.code, k.c.seq,
-               redeemed_event_sql(k.c), now),
-    ).returning(events.c.seq, events.c.type, events.c.merchant_id).cte("e")
+               payload.redeemed_sql(k.c, _redemption_sql()), now),
+    ).cte("e")
     deliveries = insert_deliveries(event, now).cte("d")
     pending = (select(func.array_agg(deliveries.c.integration_id.distinct()))
                .where(deliveries.c.status == "pending").scalar_subquery())
@@ -271,16 +254,10 @@ _NATIVE_PLACEHOLDERS = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
 
 # --------------------------------------------------------------------------- SQLite --
 def event_data(row: Row, w: Write) -> dict[str, Any]:
-    """The data of `coupon.redeemed` (the SQL form: `redeemed_event_sql`)."""
-    return {
-        "merchant_id": row.merchant_id,
-        "coupon": payload.coupon(code=row.code, campaign_id=row.campaign_id, order_id=row.order_id,
-                                 uses_left=row.uses_left, seq=row.seq),
-        "redemption": {"id": w.redemption_id, "store_id": w.store_id, "uses": w.uses,
-                       "redeemed_at": w.now.isoformat(), "device_id": w.device_id},
-        "campaign": {"id": row.campaign_id, "title": row.title, "price": row.price,
-                     "currency": row.currency},
-    }
+    """The data of `coupon.redeemed` (the SQL form: `payload.redeemed_sql`)."""
+    return payload.redeemed(row, payload.redemption(
+        id=w.redemption_id, store_id=w.store_id, uses=w.uses, redeemed_at=w.now.isoformat(),
+        device_id=w.device_id))
 
 
 def _portable(session: Session, w: Write) -> Row | None:
