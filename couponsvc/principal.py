@@ -47,11 +47,6 @@ class Principal:
     store_id: str | None
     user_id: str | None = None
 
-    @property
-    def owner(self) -> str:
-        """Whose namespace this key acts in (idempotency keys are scoped by it)."""
-        return self.merchant_id or PLATFORM
-
     def sees(self, merchant_id: str | None) -> bool:
         return self.role == PLATFORM or (merchant_id is not None and merchant_id == self.merchant_id)
 
