@@ -78,8 +78,8 @@ def get_integration(session: Session, principal: Principal, integration_id: str)
 
 
 def get_delivery(session: Session, principal: Principal, delivery_id: str) -> Delivery:
-    number = delivery_id.removeprefix("dlv_")
-    key = int(number) if number.isdigit() and len(number) < 19 else None
+    """The delivery of public id `delivery_id` (`dlv_…`), when the principal may see it."""
+    key = session.execute(select(Delivery.id).where(Delivery.public_id == delivery_id)).scalar()
     return visible(session, principal, Delivery, key, name="delivery")
 
 
@@ -95,9 +95,9 @@ def send_test(session: Session, integration: Integration) -> Delivery:
 
 
 def retry_delivery(session: Session, delivery: Delivery) -> Delivery:
-    """Bring a dead (or failing) delivery back: one more attempt, now."""
-    if delivery.status == "succeeded":
-        raise DomainError("invalid_state", "the delivery has already succeeded")
+    """Send a delivery again, now: a dead or failing one one more time, a succeeded one
+    once more (a receiver that lost it asks again; the same event id, so the same
+    `webhook-id`). A held one waits for its integration to be enabled."""
     if delivery.status == "held":
         raise DomainError("invalid_state", "the delivery is held while its integration is disabled; "
                                            "enable the integration and it is sent")
@@ -161,7 +161,9 @@ def _subscribe(session: Session, integration: Integration) -> None:
 
 
 def deliveries_query(integration: Integration, status: str | None):
+    """The integration's deliveries, of one status as clients name it (`Delivery.shown_status`):
+    `retrying` and its former name `failed` are the same deliveries."""
     query = select(Delivery).where(Delivery.integration_id == integration.id)
     if status:
-        query = query.where(Delivery.status == status)
+        query = query.where(Delivery.status == Delivery.stored_status(status))
     return query

@@ -3,8 +3,9 @@
 POST to the configured URL; the body is the event envelope `{"type", "timestamp",
 "data"}` serialised once (compact UTF-8) and sent exactly as signed; headers
 `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (unix seconds
-of this attempt) and `webhook-signature: v1,<base64 HMAC-SHA256>` over
-`"<id>.<timestamp>.<body>"` keyed with the bytes of the base64 after `whsec_`.
+of this attempt), `webhook-signature: v1,<base64 HMAC-SHA256>` over
+`"<id>.<timestamp>.<body>"` keyed with the bytes of the base64 after `whsec_`, and
+`webhook-cursor` (what to pass as `GET /events?after=` to catch up after this event).
 Any 2xx is success; everything else is retried, except 410 which disables.
 """
 
@@ -96,5 +97,8 @@ class WebhookAdapter:
             "webhook-id": event.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(settings["secret"], event.id, timestamp, body),
+            # where to resume `GET /events?after=` from after this event: its id, which the
+            # feed resolves to its position (given after commit, often after this call)
+            "webhook-cursor": event.id,
         }
         return http.post(context, settings["url"], data=body, headers=headers)

@@ -21,7 +21,7 @@ from ..ratelimit import guarded_lookup
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
 from .links import coupon_dict
-from .pagination import integer_cursor
+from .pagination import integer_cursor, number_token
 from .schemas.common import ListArgs, page_schema
 from .schemas.coupons import CouponOut, QrArgs, RevocationOut, VoidIn
 from .unit_of_work import unit_of_work
@@ -105,7 +105,6 @@ QR_DOC = {"security": [{}, {"bearerAuth": []}],
 class QrPng(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/png")
-    @blp.alt_response(304, description="Not Modified: `If-None-Match` names the image's ETag")
     @blp.doc(**QR_DOC)
     def get(self, args, code):
         return _qr_response(code, args, "png")
@@ -115,25 +114,15 @@ class QrPng(MethodView):
 class QrSvg(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/svg+xml")
-    @blp.alt_response(304, description="Not Modified: `If-None-Match` names the image's ETag")
     @blp.doc(**QR_DOC)
     def get(self, args, code):
         return _qr_response(code, args, "svg")
-
-
-JWKS = {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {
-    "type": "object", "required": ["kty", "kid"], "additionalProperties": True,
-    "properties": {"kty": {"type": "string"}, "crv": {"type": "string"}, "kid": {"type": "string"},
-                   "x": {"type": "string"}, "use": {"type": "string"}, "alg": {"type": "string"}}}}}}
 
 
 @blp.route("/qr-keys")
 class QrKeys(MethodView):
     @blp.doc(security=[])
     @blp.response(200)
-    @blp.doc(responses={"200": {"description": "A JSON Web Key Set (RFC 7517) of the Ed25519 public keys",
-                                "content": {"application/json": {"schema": JWKS, "example": {"keys": [
-        {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}}}})
     def get(self):
         response = current_app.make_response(keyring().jwks())
         response.headers["Cache-Control"] = "public, max-age=300"
@@ -149,7 +138,7 @@ class Revocations(MethodView):
         """Codes voided or refunded, oldest first. Every page answers `next`, the last one
         included: ask again later with `?after=<next>` for only what is new."""
         principal = current_principal()
-        after = None if args["after"] is None else integer_cursor(args["after"])
+        after = None if args["after"] is None else integer_cursor(args["after"], "revocations")
         rows, resume = revocations_after(db.session, None if principal.role == PLATFORM else principal.merchant_id,
                                          after, args["limit"])
-        return {"data": rows, "next": str(resume)}
+        return {"data": rows, "next": number_token("revocations", resume)}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from ..errors import DomainError
 from ..extensions import db
-from ..outbox.feed import read_events
+from ..outbox.feed import UnknownEvent, position_of, read_events
 from ..principal import MANAGER, PLATFORM
 from .bearer import current_principal, requires
-from .pagination import integer_cursor
+from .pagination import integer_cursor, number_token
 from .schemas.common import page_schema
 from .schemas.events import EventListArgs, EventOut
 
@@ -22,14 +23,26 @@ class Events(MethodView):
     @blp.arguments(EventListArgs(), location="query")
     @blp.response(200, page_schema(EventOut, "EventPage"))
     def get(self, args):
-        """Every event, in commit order; pass `next` back as `after` to resume. Only reads:
-        events are numbered by the relay sweep (`couponsvc/outbox/positions.py`)."""
+        """Every event, in commit order; pass `next` back as `after` to resume, or an event's
+        id (`evt_…`, a webhook's `webhook-id` or `webhook-cursor`) to resume after that event.
+        Only reads: events are numbered by the relay sweep (`couponsvc/outbox/positions.py`)."""
         principal = current_principal()
-        rows, cursor = read_events(
-            db.session, merchant_id=None if principal.role == PLATFORM else principal.merchant_id,
-            after=_after(args["after"]), type_=args.get("type"), limit=args["limit"])
-        return {"data": rows, "next": cursor}
+        merchant_id = None if principal.role == PLATFORM else principal.merchant_id
+        after, not_yet = _after(args["after"], merchant_id)
+        rows, last = read_events(db.session, merchant_id=merchant_id, after=after, type_=args.get("type"),
+                                 limit=args["limit"], not_yet=not_yet)
+        return {"data": rows, "next": None if last is None else number_token("events", last)}
 
 
-def _after(raw: str | None) -> int | None:
-    return None if raw is None else integer_cursor(raw)
+def _after(raw: str | None, merchant_id: str | None) -> tuple[int | None, bool]:
+    """The position to read after, and whether it is an event not numbered yet."""
+    if raw is None:
+        return None, False
+    if not raw.startswith("evt_"):
+        return integer_cursor(raw, "events"), False
+    try:
+        position = position_of(db.session, raw, merchant_id=merchant_id)
+    except UnknownEvent:
+        raise DomainError("validation_error", "after names no event this key can see",
+                          errors={"after": ["No such event."]}) from None
+    return position, position is None

@@ -105,11 +105,12 @@ class Deliveries(MethodView):
     @blp.arguments(DeliveryListArgs(), location="query")
     @blp.response(200, page_schema(DeliveryOut, "DeliveryPage"))
     def get(self, args, integration_id):
-        """Deliveries, newest first; `?status=pending|succeeded|failed|dead|held`."""
+        """Deliveries, newest first; `?status=pending|succeeded|retrying|dead|held` (`failed`:
+        the same as `retrying`, its former name)."""
         integration = manage.get_integration(db.session, current_principal(), integration_id)
         query = manage.deliveries_query(integration, args.get("status"))
         return cursor_page(query, Delivery.id, after=args["after"], limit=args["limit"], integer=True,
-                           prefix="dlv_", descending=True, present=_delivery)
+                           descending=True, present=_delivery)
 
 
 @blp.route("/deliveries/<delivery_id>")
@@ -129,7 +130,8 @@ class RetryDelivery(MethodView):
     @unit_of_work
     @blp.response(202, DeliveryOut)
     def post(self, delivery_id):
-        """Bring a dead or failing delivery back for one more attempt, now."""
+        """Send a delivery again, now: a dead or retrying one for one more attempt, a succeeded
+        one once more (same `webhook-id`). A held one answers 409 `invalid_state`."""
         delivery = manage.get_delivery(db.session, current_principal(), delivery_id)
         return _delivery(manage.retry_delivery(db.session, delivery))
 
@@ -147,7 +149,7 @@ def _integration(integration: Integration) -> dict:
 def _delivery(delivery: Delivery) -> dict:
     event = db.session.get(Event, delivery.event_seq)
     return {"public_id": delivery.public_id, "integration_id": delivery.integration_id,
-            "event_id": event.id, "event_type": event.type, "status": delivery.status,
+            "event_id": event.id, "event_type": event.type, "status": delivery.shown_status,
             "attempts": delivery.attempts,
             "next_attempt_at": delivery.next_attempt_at if delivery.status in Delivery.OPEN else None,
             "last_status_code": delivery.last_status_code, "last_response": delivery.last_response,

@@ -13,13 +13,15 @@ from sqlalchemy import select
 from .. import bulk, campaigns, codes
 from ..extensions import db
 from ..models import Campaign, Coupon, Job, Order
-from ..orders import place_order
+from ..orders import orders_query, place_order
 from ..principal import MANAGER, PLATFORM, visible
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
 from .created import created
 from .links import base_url, issued_coupon
-from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderOut
+from .pagination import cursor_page
+from .schemas.common import page_schema
+from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderListArgs, OrderOut
 from .unit_of_work import unit_of_work
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders and coupon issuance")
@@ -40,6 +42,23 @@ class Orders(MethodView):
             issued_coupon(code, placed.coupon_status, campaign.id, campaign.valid_until, campaign.qr_kid)
             for code in placed.codes
         ]), f"orders/{placed.order.id}")
+
+
+@blp.route("/orders")
+class OrderList(MethodView):
+    @requires(PLATFORM, MANAGER)
+    @blp.arguments(OrderListArgs(), location="query")
+    @blp.response(200, page_schema(OrderOut, "OrderPage"))
+    def get(self, args):
+        """Find orders by `campaign_id`, `customer_ref` (compared as `place_order` stores it:
+        trimmed, case- and width-folded) and `payment_ref`, oldest first; a manager finds
+        its merchant's."""
+        principal = current_principal()
+        query = orders_query(None if principal.role == PLATFORM else principal.merchant_id,
+                             campaign_id=args.get("campaign_id"), customer_ref=args.get("customer_ref"),
+                             payment_ref=args.get("payment_ref"))
+        page = cursor_page(query, Order.id, after=args["after"], limit=args["limit"])
+        return {"data": _with_coupons(page["data"]), "next": page["next"]}
 
 
 @blp.route("/orders/<order_id>")
@@ -105,6 +124,20 @@ def _csv(rows):
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _with_coupons(orders: list[Order]) -> list[dict]:
+    """These orders as `GET /orders/{id}` answers each, their coupons read in one query."""
+    ids = [order.id for order in orders]
+    kids = dict(db.session.execute(select(Campaign.id, Campaign.qr_kid)
+                                   .where(Campaign.id.in_({order.campaign_id for order in orders}))).all())
+    coupons: dict[str, list[dict]] = {order_id: [] for order_id in ids}
+    now = utcnow()
+    for c in db.session.execute(select(Coupon).where(Coupon.order_id.in_(ids))
+                                .order_by(Coupon.created_at, Coupon.code)).scalars():
+        coupons[c.order_id].append(issued_coupon(c.code, c.public_status(now), c.campaign_id, c.valid_until,
+                                                 kids[c.campaign_id]))
+    return [_order_dict(order, coupons[order.id]) for order in orders]
 
 
 def _order_dict(order: Order, coupons: list[dict]) -> dict:

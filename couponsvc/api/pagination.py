@@ -1,16 +1,29 @@
 """Cursor pagination: `?limit=&after=` → `{"data": [...], "next": cursor | null}`.
 
-A cursor is one the list could have given, or `422 validation_error`: a number within
-a bigint for lists in numeric order, an id of the listed kind (`cmp_` and 26 Crockford
-base32 characters for campaigns) for lists in id order. A malformed cursor is never an
-empty page (the client would think it had read everything) nor a database error.
+A cursor is one the list could have given, or `422 validation_error`: an opaque token
+for lists in numeric order (events, deliveries, revocations, redemption attempts), an id
+of the listed kind (`cmp_` and 26 Crockford base32 characters for campaigns) for lists in
+id order. A malformed, tampered or other list's cursor is never an empty page (the client
+would think it had read everything) nor a database error.
+
+The numbers behind the numeric lists are global (every merchant's rows), so a token hides
+them: one AES block (the list's 8-byte tag, then the number) encrypted under a key derived
+from `SECRET_KEY`, base64url. A block that does not decrypt to this list's tag is refused.
+Changing `SECRET_KEY` refuses the cursors given before; a client then starts over.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from typing import Any
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from flask import current_app
 
 from ..errors import DomainError
 from ..extensions import db
@@ -20,8 +33,9 @@ def cursor_page(query, column, *, after: str | None, limit: int, integer: bool =
                 prefix: str = "", descending: bool = False,
                 present: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """Run `query` ordered by `column` (unique; increasing, or decreasing when
-    `descending`) from just after `after`. A cursor is the last row's `column` value,
-    with `prefix` in front (`dlv_123`); `present` turns each row into what is listed."""
+    `descending`) from just after `after`. A cursor is the last row's `column` value, with
+    `prefix` in front; an opaque token of it when `integer` (`number_token`, the table's
+    name telling the lists apart); `present` turns each row into what is listed."""
     if after:
         value = _cursor(after, integer, prefix, column)
         query = query.where(column < value if descending else column > value)
@@ -29,7 +43,8 @@ def cursor_page(query, column, *, after: str | None, limit: int, integer: bool =
     rows = list(db.session.execute(query.order_by(ordered).limit(limit + 1)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = f"{prefix}{getattr(rows[-1], column.key)}" if more else None
+    last = getattr(rows[-1], column.key) if more else None
+    cursor = None if last is None else number_token(column.table.name, last) if integer else f"{prefix}{last}"
     return {"data": [present(row) for row in rows] if present else rows, "next": cursor}
 
 
@@ -39,17 +54,45 @@ ID_PREFIXES = {"merchants": "mer", "stores": "sto", "api_keys": "key", "campaign
 _ID = re.compile(r"([a-z]{3})_[0-9A-HJKMNP-TV-Z]{26}")
 
 
-def integer_cursor(after: str, prefix: str = "") -> int:
-    """The number in a cursor of a list in numeric order; 422 unless it is one."""
-    raw = after[len(prefix):] if after.startswith(prefix) else ""
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:  # within a bigint
-        return int(raw)
-    raise _not_a_cursor()
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # 16 bytes, base64url without padding
+
+
+def number_token(kind: str, number: int) -> str:
+    """The opaque cursor of position `number` in the list `kind` (`events`, `deliveries`, ...)."""
+    block = _tag(kind) + int(number).to_bytes(8, "big", signed=True)
+    encryptor = _cipher().encryptor()
+    return base64.urlsafe_b64encode(encryptor.update(block) + encryptor.finalize()).decode().rstrip("=")
+
+
+def integer_cursor(after: str, kind: str) -> int:
+    """The number in a cursor that `number_token(kind, ...)` gave; 422 unless it is one."""
+    if not _TOKEN.fullmatch(after):
+        raise _not_a_cursor()
+    try:
+        block = base64.urlsafe_b64decode(after + "==")
+    except (binascii.Error, ValueError):
+        raise _not_a_cursor() from None
+    decryptor = _cipher().decryptor()
+    plain = decryptor.update(block) + decryptor.finalize()
+    if not hmac.compare_digest(plain[:8], _tag(kind)):
+        raise _not_a_cursor()  # tampered, or another list's
+    return int.from_bytes(plain[8:], "big", signed=True)
+
+
+def _tag(kind: str) -> bytes:
+    return hashlib.sha256(f"couponsvc cursor {kind}".encode()).digest()[:8]
+
+
+def _cipher() -> Cipher:
+    secret = current_app.config["SECRET_KEY"]
+    secret = secret if isinstance(secret, bytes) else str(secret).encode()
+    key = hmac.new(secret, b"couponsvc list cursors", hashlib.sha256).digest()
+    return Cipher(algorithms.AES(key), modes.ECB())  # one block: a keyed permutation of it  # noqa: S305
 
 
 def _cursor(after: str, integer: bool, prefix: str, column) -> Any:
     if integer:
-        return integer_cursor(after, prefix)
+        return integer_cursor(after, column.table.name)
     found = _ID.fullmatch(after)
     expected = ID_PREFIXES.get(column.table.name)
     if found is None or (expected is not None and found.group(1) != expected):

@@ -17,7 +17,9 @@ from sqlalchemy import (
     bindparam,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import FunctionElement
 
 from ..ids import new_id
 from ..timeutil import UTCDateTime, utcnow
@@ -58,15 +60,39 @@ class Subscription(Base):
     event_type: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
+class random_delivery_id(FunctionElement):  # noqa: N801
+    """`dlv_` and 32 random hexadecimal digits, made by the database for each row it inserts,
+    so that an `INSERT … SELECT` (the fan-out) gives every delivery its own."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(random_delivery_id, "postgresql")
+def _random_delivery_id_postgresql(element, compiler, **kw):
+    return "('dlv_' || replace(CAST(gen_random_uuid() AS text), '-', ''))"
+
+
+@compiles(random_delivery_id)
+def _random_delivery_id_sqlite(element, compiler, **kw):
+    return "('dlv_' || lower(hex(randomblob(16))))"
+
+
 class Delivery(Base):
     """One event for one integration: delivered at least once, or dead after ~2 days; held
-    while its integration is disabled (`couponsvc/outbox/hold.py`)."""
+    while its integration is disabled (`couponsvc/outbox/hold.py`).
+
+    `id` orders the deliveries (a drain claims an integration's oldest first, through the
+    partial indexes below) and never leaves the service; clients see `public_id`, random,
+    so that it tells nothing of how many deliveries other merchants have.
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("event_seq", "integration_id", name="uq_deliveries_event_integration"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_integration", "integration_id", "id"),
+        Index("ix_deliveries_public_id", "public_id", unique=True),
         # what a drain claims: the open deliveries of one integration, oldest first
         Index("ix_deliveries_open", "integration_id", "id",
               postgresql_where=text("status IN ('pending', 'failed')"),
@@ -82,6 +108,19 @@ class Delivery(Base):
 
     STATUSES = ("pending", "succeeded", "failed", "dead", "held")  # held: its integration is disabled
     OPEN = ("pending", "failed")
+    # Clients see `retrying` for a stored `failed`: it waits for its next try (not final);
+    # `failed` stays a filter that finds the same deliveries, as it did before `retrying`.
+    SHOWN = {"failed": "retrying"}
+    SHOWN_STATUSES = ("pending", "succeeded", "retrying", "failed", "dead", "held")
+
+    @classmethod
+    def stored_status(cls, shown: str) -> str:
+        """The stored status of a status as clients name it (`retrying` → `failed`)."""
+        return next((stored for stored, name in cls.SHOWN.items() if name == shown), shown)
+
+    @property
+    def shown_status(self) -> str:
+        return self.SHOWN.get(self.status, self.status)
 
     @classmethod
     def is_open(cls):
@@ -91,6 +130,7 @@ class Delivery(Base):
                                         literal_execute=True, unique=True))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), default=random_delivery_id())
     event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"))
     integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
     merchant_id: Mapped[str] = mapped_column(String(40))
@@ -104,10 +144,6 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     succeeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-
-    @property
-    def public_id(self) -> str:
-        return f"dlv_{self.id}"
 
 
 class DeliveryAttempt(Base):

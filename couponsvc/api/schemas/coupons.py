@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .common import InputSchema, Name, Text
+from .common import InputSchema, ListArgs, Name, Text
 
 
 class OrderIn(InputSchema):
@@ -12,6 +12,12 @@ class OrderIn(InputSchema):
         "description": "the buyer; compared trimmed and case-folded for per_customer_limit"})
     quantity = fields.Int(strict=True, load_default=1, validate=validate.Range(1, 1000))
     payment_ref = Text(200, load_default="")
+
+
+class OrderListArgs(ListArgs):
+    campaign_id = Text(40)
+    customer_ref = Name(400, metadata={"description": "matched trimmed and case-folded, as orders store it"})
+    payment_ref = Text(200)
 
 
 class IssuedCouponOut(Schema):

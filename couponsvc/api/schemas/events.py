@@ -11,6 +11,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from ...models import Event
+from ..pagination import number_token
 from .common import InputSchema
 
 
@@ -28,7 +29,7 @@ class EventOut(Schema):
     coupon_seq = fields.Int(allow_none=True)
     data = fields.Dict()
     coupon_code = fields.Str(allow_none=True)
-    cursor = fields.Function(lambda event: str(event.position),
+    cursor = fields.Function(lambda event: number_token("events", event.position),
                              metadata={"description": "pass as ?after= to resume after this event"})
 
 

@@ -53,7 +53,8 @@ class IntegrationOut(Schema):
 
 
 class DeliveryListArgs(InputSchema):
-    status = fields.Str(validate=validate.OneOf(Delivery.STATUSES))
+    status = fields.Str(validate=validate.OneOf(Delivery.SHOWN_STATUSES),
+                        metadata={"description": "`failed` finds the `retrying` ones (its former name)"})
     limit = fields.Int(load_default=50, validate=validate.Range(1, 500))
     after = fields.Str(load_default=None, validate=validate.Length(max=40))
 
@@ -73,7 +74,8 @@ class DeliveryOut(Schema):
     integration_id = fields.Str()
     event_id = fields.Str()
     event_type = fields.Str()
-    status = fields.Str(metadata={"description": "pending | succeeded | failed | dead | held"})
+    status = fields.Str(metadata={"description": "pending | succeeded | retrying (it failed; its next try "
+                                                 "is at next_attempt_at) | dead | held"})
     attempts = fields.Int()
     next_attempt_at = fields.DateTime(allow_none=True)
     last_status_code = fields.Int(allow_none=True)
