@@ -7,6 +7,7 @@ from flask import Flask
 from ..errors import DomainError
 from ..extensions import api
 from . import campaigns, coupons, events, integrations, merchants, orders, redemptions, request_body
+from .operations import OperationsPlugin
 from .schemas.common import ProblemSchema, storable
 from .webhooks_doc import document_events
 
@@ -17,6 +18,7 @@ BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions
 def register_api(app: Flask) -> None:
     api.ERROR_SCHEMA = ProblemSchema
     api.init_app(app, spec_kwargs={
+        "extra_plugins": [OperationsPlugin(app)],
         "info": {"description": "Group-buying coupons: deals, tipping points, signed QR "
                  "coupons, redemption at the till. Errors are application/problem+json."},
     })

@@ -105,6 +105,7 @@ QR_DOC = {"security": [{}, {"bearerAuth": []}],
 class QrPng(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/png")
+    @blp.alt_response(304, description="Not Modified: `If-None-Match` names the image's ETag")
     @blp.doc(**QR_DOC)
     def get(self, args, code):
         return _qr_response(code, args, "png")
@@ -114,15 +115,25 @@ class QrPng(MethodView):
 class QrSvg(MethodView):
     @blp.arguments(QrArgs(), location="query")
     @blp.response(200, content_type="image/svg+xml")
+    @blp.alt_response(304, description="Not Modified: `If-None-Match` names the image's ETag")
     @blp.doc(**QR_DOC)
     def get(self, args, code):
         return _qr_response(code, args, "svg")
+
+
+JWKS = {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {
+    "type": "object", "required": ["kty", "kid"], "additionalProperties": True,
+    "properties": {"kty": {"type": "string"}, "crv": {"type": "string"}, "kid": {"type": "string"},
+                   "x": {"type": "string"}, "use": {"type": "string"}, "alg": {"type": "string"}}}}}}
 
 
 @blp.route("/qr-keys")
 class QrKeys(MethodView):
     @blp.doc(security=[])
     @blp.response(200)
+    @blp.doc(responses={"200": {"description": "A JSON Web Key Set (RFC 7517) of the Ed25519 public keys",
+                                "content": {"application/json": {"schema": JWKS, "example": {"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}}}})
     def get(self):
         response = current_app.make_response(keyring().jwks())
         response.headers["Cache-Control"] = "public, max-age=300"
