@@ -8,6 +8,20 @@ carries one or two deliveries, each fork costs more than the calls it makes:
 redeem-to-receipt p50 81 ms against 16 ms, and more CPU per delivery. Job timeouts
 still apply (SIGALRM in the main thread). `--processes N` runs N such workers; an
 integration is drained by one job at a time, so a slow receiver holds one of them.
+
+`--processes N` is supervised here rather than by RQ's `WorkerPool`, which was
+considered (RQ 3): it takes a SimpleWorker class and respawns a dead worker, but
+- its children run RQ's own loop (`rq.worker_pool.run_worker`), always with RQ's
+  scheduler (`with_scheduler=True`), which this design does not use (retries wait in
+  the database), and without `run_worker` below: its wait for Redis to come back and
+  its periodic ticker;
+- it forks them from the pool process (multiprocessing's fork context), so each child
+  inherits the parent's Flask app, SQLAlchemy pool and Redis connections, and a fork
+  taken while the ticker's thread runs may inherit a lock that thread held. Here each
+  child is a fresh `couponsvc worker` that builds its own app.
+What it would add, the respawn, is kept: `run_processes` looks at its children once a
+second, as the pool does, and starts another in place of one that died (not in
+`--burst`, where a child that is done simply ends).
 """
 
 from __future__ import annotations
@@ -71,16 +85,36 @@ def stop_was_requested(worker: SimpleWorker) -> bool:
                 or getattr(worker, "_shutdown_requested_date", None) is not None)
 
 
+RESPAWN_CHECK = 1.0  # seconds between looks at the children, as RQ's WorkerPool does
+
+
 def run_processes(count: int, argv: list[str]) -> int:
-    """Run `count` single workers as child processes; stop them all on SIGTERM/SIGINT."""
-    children = [subprocess.Popen([sys.executable, "-m", "couponsvc.cli", "worker", *argv])
-                for _ in range(count)]
+    """Run `count` single workers as child processes, each replaced when it dies (unless
+    `--burst`); stop them all on SIGTERM/SIGINT. The exit code is the highest of the
+    last children's."""
+    command = [sys.executable, "-m", "couponsvc.cli", "worker", *argv]
+    children = [subprocess.Popen(command) for _ in range(count)]
+    stopping = False
 
     def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
         for child in children:
-            child.send_signal(signal.SIGTERM)
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    while not stopping and "--burst" not in argv:
+        time.sleep(RESPAWN_CHECK)
+        for index, child in enumerate(children):
+            if stopping or child.poll() is None:
+                continue
+            log.warning("worker process %d ended (exit code %s); starting another",
+                        child.pid, child.returncode)
+            replacement = subprocess.Popen(command)
+            children[index] = replacement
+            if stopping:  # the stop came between the look and the replacement
+                replacement.send_signal(signal.SIGTERM)
     codes = [child.wait() for child in children]
     return max(codes, default=0)
