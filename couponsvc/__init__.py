@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_cli
     from .errors import register_error_handlers
     from .health import health
+    from .problems import problems
 
     extensions.db.init_app(app)
     i18n.init_app(app)
@@ -45,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     jobs.init_app(app)
     register_api(app)
     app.register_blueprint(health)
+    app.register_blueprint(problems)
     register_error_handlers(app)
     register_cli(app)
     logging.getLogger("couponsvc").setLevel(app.config.get("LOG_LEVEL", "INFO"))

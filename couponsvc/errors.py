@@ -19,10 +19,13 @@ from werkzeug.exceptions import HTTPException
 
 from . import i18n
 from .domain_error import CODES, N_, DomainError, say
+from .problems import PAGE_PATH, type_url
 
 log = logging.getLogger(__name__)
 
-PROBLEM_TYPE_BASE = "https://couponsvc.dev/problems/"
+# A problem's `type` is `type_url(code)`: its page under the public URL. This relative
+# form (RFC 9457 allows one) is for text written without an app, e.g. examples.
+PROBLEM_TYPE_BASE = PAGE_PATH
 
 __all__ = ["CODES", "DomainError", "problem", "register_error_handlers"]
 
@@ -32,7 +35,7 @@ def problem(code: str, detail: str | None = None, *, status: int | None = None,
     default_status, title = CODES[code]
     status = status or default_status
     body = {
-        "type": PROBLEM_TYPE_BASE + code,
+        "type": type_url(code),  # its page: couponsvc/problems/
         "title": i18n.translate(title),
         "status": status,
         "detail": i18n.translate(detail or title),

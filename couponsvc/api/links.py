@@ -1,9 +1,7 @@
 """Absolute URLs handed to clients, and coupon representations with their QR.
 
-Every absolute link starts with `COUPONSVC_PUBLIC_URL`, never with the request's
-`Host` (which the client chooses). With no PUBLIC_URL (allowed on SQLite only, the
-embedded default) links start with `http://127.0.0.1:$PORT` (PORT defaults to 5000),
-where `./scripts/serve` listens.
+Every absolute link starts with `base_url()` (`couponsvc/public_url.py`): the
+`COUPONSVC_PUBLIC_URL`, never the request's `Host`.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ from flask import current_app
 
 from .. import codes
 from ..models import Coupon
+from ..public_url import base_url
 from ..qr.image_token import image_key, image_token
 from ..qr_keys import shown_payload
 
-
-def base_url() -> str:
-    return current_app.config["PUBLIC_URL"] or f"http://127.0.0.1:{current_app.config['PORT']}"
+__all__ = ["base_url", "coupon_dict", "issued_coupon", "qr_url"]
 
 
 def qr_url(code: str) -> str:
