@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from . import codes
+from .domain_error import say
 from .errors import DomainError
 from .models import Coupon, Redemption, Revocation
 from .outbox import payload
@@ -50,7 +51,8 @@ def void_coupon(session: Session, principal: Principal, raw_code: str, reason: s
     ).first()
     session.refresh(coupon)
     if row is None:
-        raise DomainError("invalid_state", f"a {coupon.status} coupon cannot be voided")
+        raise DomainError("invalid_state", say("a coupon that is %(status)s cannot be voided",
+                                               status=coupon.status))
     lock_revocations(session)
     session.execute(insert(Revocation.__table__).values(
         code=coupon.code, merchant_id=coupon.merchant_id, reason="voided", created_at=now))

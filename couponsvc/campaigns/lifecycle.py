@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ..domain_error import say
 from ..errors import DomainError
 from ..models import Campaign, Merchant, Store
 from ..outbox.emit import emit
@@ -62,7 +63,8 @@ def update_campaign(session: Session, campaign: Campaign, changes: dict[str, Any
             raise DomainError("validation_error", "sales_end may only move later once published",
                               errors={"sales_end": ["Must be later than the current sales_end."]})
     elif campaign.status != "draft":
-        raise DomainError("invalid_state", f"a {campaign.status} campaign cannot be edited")
+        raise DomainError("invalid_state", say("a campaign that is %(status)s cannot be edited",
+                                               status=campaign.status))
     store_ids = changes.pop("store_ids", None)
     for name, value in changes.items():
         setattr(campaign, name, value)
@@ -116,8 +118,8 @@ def _transition(session: Session, campaign: Campaign, sources: tuple[str, ...], 
     ).first()
     session.refresh(campaign)
     if moved is None:
-        raise DomainError("invalid_state",
-                          f"a {campaign.status} campaign cannot become {target}")
+        raise DomainError("invalid_state", say("a campaign that is %(status)s cannot become "
+                                               "%(target)s", status=campaign.status, target=target))
     return campaign
 
 

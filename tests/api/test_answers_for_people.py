@@ -139,6 +139,16 @@ def test_no_article_built_from_a_status(client):
     assert " a c" not in body["detail"] and "cancelled" in body["detail"]
 
 
+def test_invalid_state_builds_no_article_from_a_status(client):
+    shop = Shop(client)
+    body = problem(client.post(f"campaigns/{shop.campaign['id']}/publish"), 409, "invalid_state")
+    assert "a active" not in body["detail"] and "active" in body["detail"]
+    code = shop.coupon()["code"]
+    client.ok(client.post(f"coupons/{code}/void"))
+    body = problem(client.post(f"coupons/{code}/void"), 409, "invalid_state")
+    assert body["detail"] == "a coupon that is voided cannot be voided"
+
+
 def test_a_single_use_left_is_singular(client):
     shop = Shop(client, uses_per_coupon=2)
     code = shop.coupon()["code"]
