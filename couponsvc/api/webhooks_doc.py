@@ -23,6 +23,9 @@ HEADERS = [
      "description": "`v1,<base64 HMAC-SHA256>` over `<webhook-id>.<webhook-timestamp>.<body>`, "
                     "keyed with the bytes of the base64 after `whsec_` in the integration's "
                     "secret (any Standard Webhooks library verifies it)."},
+    {"in": "header", "name": "webhook-cursor", "required": True, "schema": {"type": "string"},
+     "description": "Pass as `GET /events?after=` to catch up on what came after this event "
+                    "(store it with the last event you handled)."},
 ]
 
 

@@ -124,6 +124,10 @@ def test_every_event_and_every_webhook_body_matches_the_document(client, app):
     verifier = Webhook(integration["secret"])  # the other integration's bodies do not verify
     bodies = [body for body in (_verified(verifier, sent) for sent in receiver.requests) if body]
     assert {body["type"] for body in bodies} == set(Event.TYPES)
+    sent_headers = {name.lower() for sent in receiver.requests for name in sent.headers
+                    if name.lower().startswith("webhook-")}
+    for event_type, entry in doc["webhooks"].items():  # every header sent is documented
+        assert sent_headers <= {p["name"] for p in entry["post"]["parameters"]}, event_type
     for body in bodies:
         errors = list(webhook_schema(doc, body["type"]).iter_errors(body))
         assert not errors, (body["type"], [e.message for e in errors])
