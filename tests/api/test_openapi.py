@@ -123,3 +123,116 @@ def test_the_docs_page_renders_the_document(client):
     page = response.get_data(as_text=True)
     assert "<html" in page.lower()
     assert f"{PREFIX}/openapi.json" in page
+
+
+# -- the reference: every operation complete (couponsvc/api/operations.py) -------------------------
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method in set(item) & METHODS:
+            yield method, path, item[method]
+
+
+def _codes(response: dict) -> set[str]:
+    """The problem codes a documented error response lists (its `code` enum)."""
+    schema = response.get("content", {}).get("application/problem+json", {}).get("schema", {})
+    return {code for part in schema.get("allOf", []) for code in
+            part.get("properties", {}).get("code", {}).get("enum", [])}
+
+
+def test_every_operation_has_a_summary_a_description_and_its_roles(spec):
+    lacking = []
+    for method, path, operation in _operations(spec):
+        roles = operation.get("x-roles")
+        if not operation.get("summary") or not operation.get("description"):
+            lacking.append(f"{method.upper()} {path}: summary or description")
+        if roles is None or not set(roles) <= {"platform", "manager", "scanner"}:
+            lacking.append(f"{method.upper()} {path}: x-roles {roles}")
+        elif not roles and operation.get("security") != []:
+            lacking.append(f"{method.upper()} {path}: no role, yet a key is required")
+        elif roles and f"Roles: {', '.join(roles)}." not in operation["description"] \
+                and operation.get("security") != [{}, {"bearerAuth": []}]:
+            lacking.append(f"{method.upper()} {path}: the description does not name its roles")
+    assert not lacking, "\n".join(lacking)
+
+
+def test_the_reference_names_only_documented_operations(spec):
+    from couponsvc.api.operations import OPERATIONS
+
+    documented = {f"{method.upper()} {path[len(PREFIX):]}" for method, path, _ in _operations(spec)}
+    assert set(OPERATIONS) == documented, (set(OPERATIONS) ^ documented)
+
+
+def test_roles_are_those_the_view_enforces(client, spec):
+    """A key of a role the document does not list is refused 403; a listed one is not."""
+    from tests.factories import Shop
+
+    shop = Shop(client)
+    keys = {"platform": "platform", "manager": shop.manager, "scanner": shop.roaming_scanner}
+    for method, path, operation in _operations(spec):
+        roles = operation["x-roles"]
+        if operation.get("security") in ([], [{}, {"bearerAuth": []}]):
+            continue  # public, or a token instead of a key: the view decides
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        for role, key in keys.items():
+            answer = client.request(method.upper(), url, key=key, json={})
+            refused = answer.status_code == 403 and answer.get_json()["code"] == "forbidden"
+            assert refused == (role not in roles), (method, path, role, answer.get_json())
+
+
+def test_every_error_an_operation_can_answer_is_listed_with_its_code(spec):
+    from couponsvc.domain_error import CODES
+
+    paths = _paths(spec)
+    for method, path, operation in _operations(spec):
+        errors = {status: response for status, response in operation["responses"].items()
+                  if status.isdigit() and int(status) >= 400}
+        for status, response in errors.items():
+            codes = _codes(response)
+            assert codes and all(CODES[code][0] == int(status) for code in codes), (path, status)
+            assert set(response["content"]["application/problem+json"]["examples"]) == codes
+        listed = set().union(*map(_codes, errors.values())) if errors else set()
+        if operation["x-roles"] and operation.get("security") != [{}, {"bearerAuth": []}]:
+            assert {"unauthenticated", "forbidden"} <= listed, (method, path)
+        if "requestBody" in operation:
+            assert {"malformed_json", "unsupported_media_type", "validation_error"} <= listed, (method, path)
+        if "{" in path:
+            assert "not_found" in listed or "coupon_not_found" in listed, (method, path)
+    redeem = set().union(*map(_codes, paths["/redemptions"]["post"]["responses"].values()))
+    assert {"invalid_code", "invalid_qr", "coupon_not_found", "rate_limited", "coupon_already_redeemed",
+            "coupon_voided", "insufficient_uses", "idempotency_key_reused"} <= redeem
+    order = set().union(*map(_codes, paths["/campaigns/{}/orders"]["post"]["responses"].values()))
+    assert {"sold_out", "customer_limit_reached", "campaign_not_on_sale"} <= order
+
+
+def test_a_problem_may_carry_the_members_a_refusal_adds(spec):
+    problem = spec["components"]["schemas"]["Problem"]
+    assert problem.get("additionalProperties") is not False
+    assert {"bought", "limit", "redeemed_at", "store_id", "uses_left", "remaining", "valid_until",
+            "window", "errors", "roles"} <= set(problem["properties"])
+
+
+def test_requests_and_answers_have_examples(spec):
+    lacking = []
+    for method, path, operation in _operations(spec):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            if "example" not in media:
+                lacking.append(f"{method.upper()} {path}: request")
+        for status, response in operation["responses"].items():
+            for kind, media in response.get("content", {}).items():
+                if kind.endswith("json") and "example" not in media and not media.get("examples"):
+                    lacking.append(f"{method.upper()} {path} {status}")
+    assert not lacking, "\n".join(lacking)
+
+
+def test_every_schema_of_the_document_is_json_schema_2020_12(spec):
+    from jsonschema import Draft202012Validator
+
+    for schema in spec["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    for _method, _path, operation in _operations(spec):
+        for response in operation["responses"].values():
+            for media in response.get("content", {}).values():
+                if "schema" in media:
+                    Draft202012Validator.check_schema(media["schema"])
