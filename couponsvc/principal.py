@@ -24,7 +24,7 @@ from cachetools import LRUCache
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from .domain_error import DomainError
+from .domain_error import DomainError, say
 from .models import ApiKey, Merchant, Store
 from .timeutil import utcnow
 
@@ -101,7 +101,9 @@ def create_key(session: Session, *, role: str, merchant_id: str | None = None,
 def revoke_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
     key = visible(session, principal, ApiKey, key_id, name="API key")
     if principal.role == SCANNER:
-        raise DomainError("forbidden", "scanner keys cannot revoke keys")
+        raise DomainError("forbidden", say("a %(role)s key may not do this; it needs one of: "
+                                           "%(roles)s", role=SCANNER, roles=f"{PLATFORM}, {MANAGER}"),
+                          roles=[PLATFORM, MANAGER])
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key

@@ -87,6 +87,13 @@ def test_forbidden_names_the_roles_that_may(client):
     assert zh["roles"] == ["platform"] and zh["detail"] != body["detail"]
 
 
+def test_a_scanner_revoking_a_key_is_told_who_may(client):
+    shop = Shop(client)
+    victim = client.ok(client.get(f"merchants/{shop.merchant['id']}/api-keys"))["data"][0]
+    body = problem(client.delete(f"api-keys/{victim['id']}", key=shop.scanner), 403, "forbidden")
+    assert body["roles"] == ["platform", "manager"]
+
+
 def test_every_problem_names_its_language(client):
     for headers, language in ((None, "en"), ({"Accept-Language": "zh"}, "zh"),
                               ({"Accept-Language": "fr, de;q=0.5"}, "en"),
