@@ -279,7 +279,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_retried(client, app, receive
     client.ok(shop.redeem(shop.coupon()["code"]), 201)
     work_off(app)
     [failed] = deliveries(client, shop, integration)
-    assert failed["status"] == "failed" and failed["last_status_code"] is None
+    assert failed["status"] == "retrying" and failed["last_status_code"] is None
     assert failed["last_error"]
 
 

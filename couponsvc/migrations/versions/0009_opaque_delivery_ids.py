@@ -25,11 +25,16 @@ ORDER_INDEXES = (("ix_orders_merchant", "merchant_id"), ("ix_orders_customer_ref
 
 
 def upgrade():
-    op.add_column('deliveries', sa.Column('public_id', sa.String(length=40), nullable=True))
     dialect = op.get_bind().dialect.name
-    op.execute(f"UPDATE deliveries SET public_id = {RANDOM_ID[dialect]} WHERE public_id IS NULL")
-    if dialect == "postgresql":  # SQLite cannot add NOT NULL in place; every insert sets it
-        op.alter_column('deliveries', 'public_id', nullable=False)
+    if dialect == "postgresql":
+        # a volatile default: PostgreSQL fills every existing row with its own value (one
+        # rewrite of the table), and processes still running the code of before, which do
+        # not name the column, keep inserting deliveries during a rolling deploy
+        op.add_column('deliveries', sa.Column('public_id', sa.String(length=40), nullable=False,
+                                              server_default=sa.text(f"({RANDOM_ID[dialect]})")))
+    else:  # SQLite adds no column with a non-constant default; every insert of this code sets it
+        op.add_column('deliveries', sa.Column('public_id', sa.String(length=40), nullable=True))
+        op.execute(f"UPDATE deliveries SET public_id = {RANDOM_ID[dialect]} WHERE public_id IS NULL")
     op.create_index('ix_deliveries_public_id', 'deliveries', ['public_id'], unique=True)
     for name, column in ORDER_INDEXES:
         op.create_index(name, 'orders', [column, 'id'], unique=False)
