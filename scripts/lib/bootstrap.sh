@@ -106,7 +106,7 @@ bootstrap_venv() {
 
     # The translations the service reads (.mo) are built from the committed .po files on
     # every run, so an edited catalogue is never served stale.
-    "${VENV}/bin/pybabel" compile --quiet -d "${REPO_ROOT}/couponsvc/translations" >&2 \
+    "${VENV}/bin/pybabel" --quiet compile -d "${REPO_ROOT}/couponsvc/translations" >&2 \
         || die "pybabel compile of couponsvc/translations failed (see scripts/translations)"
 
     if [[ -n "${lock_fd:-}" ]]; then
