@@ -7,7 +7,7 @@ from flask import Flask
 from ..errors import DomainError
 from ..extensions import api
 from . import campaigns, coupons, events, integrations, merchants, orders, redemptions, request_body
-from .operations import OperationsPlugin
+from .operations import OperationsPlugin, add_examples
 from .schemas.common import ProblemSchema, storable
 from .webhooks_doc import document_events
 
@@ -30,6 +30,7 @@ def register_api(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     document_events(api.spec)
+    add_examples(api.spec)
     app.url_value_preprocessor(_refuse_unstorable_path)
     app.before_request(request_body.check_body)
 

@@ -180,6 +180,35 @@ OPERATIONS: dict[str, Operation] = {
         ("invalid_state",)),
 }
 
+# Request bodies as a client would send them ("METHOD /path" as in OPERATIONS); a body not
+# listed gets an example built from its schema.
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "POST /merchants": {"name": "老街牛肉面", "city": "赣州", "timezone": "Asia/Shanghai",
+                        "reversal_window": 900},
+    "PATCH /merchants/{merchant_id}": {"reversal_window": 1800},
+    "POST /merchants/{merchant_id}/stores": {"name": "文清路店", "city": "赣州", "address": "文清路 1 号"},
+    "POST /merchants/{merchant_id}/api-keys": {"role": "scanner", "store_id": "sto_01JD7QA2M4",
+                                              "label": "till 1"},
+    "POST /campaigns": {"merchant_id": "mer_01JD7Q8ZK3", "title": "双人牛肉面套餐", "price": 3990,
+                        "list_price": 6800, "min_group_size": 10, "max_coupons": 500,
+                        "per_customer_limit": 2, "sales_start": "2026-05-01T10:00:00+08:00",
+                        "sales_end": "2026-05-08T22:00:00+08:00", "valid_from": "2026-05-01T10:00:00+08:00",
+                        "valid_until": "2026-06-30T22:00:00+08:00"},
+    "PATCH /campaigns/{campaign_id}": {"sales_end": "2026-05-15T22:00:00+08:00"},
+    "POST /campaigns/{campaign_id}/cancel": {"reason": "the restaurant closes for renovation"},
+    "POST /campaigns/{campaign_id}/orders": {"customer_ref": "wx-oQ3k9", "quantity": 2,
+                                            "payment_ref": "alipay-2026050112345"},
+    "POST /campaigns/{campaign_id}/coupons/bulk": {"count": 1000},
+    "POST /coupons/{code}/void": {"reason": "refunded"},
+    "POST /redemptions/validate": {"code": "K7QM-3XPA-9RTM"},
+    "POST /redemptions": {"code": "K7QM-3XPA-9RTM", "uses": 1, "device_id": "till-1"},
+    "POST /redemptions/{redemption_id}/reverse": {"reason": "scanned the wrong coupon"},
+    "POST /merchants/{merchant_id}/integrations": {
+        "adapter": "webhook", "config": {"url": "https://shop.example/couponsvc/hook"},
+        "events": ["coupon.redeemed", "campaign.tipped"], "timeout": 10},
+    "PATCH /integrations/{integration_id}": {"status": "active"},
+}
+
 # Members a refusal may carry besides the RFC 9457 ones, for the examples.
 _EXAMPLE_MEMBERS: dict[str, dict[str, Any]] = {
     "validation_error": {"errors": {"quantity": ["Must be greater than or equal to 1."]}},
@@ -245,11 +274,6 @@ class OperationsPlugin(BasePlugin):
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.spec = None
-
-    def init_spec(self, spec) -> None:
-        super().init_spec(spec)
-        self.spec = spec
 
     def operation_helper(self, path=None, operations=None, **kwargs) -> None:
         rule = kwargs.get("rule")
@@ -263,6 +287,10 @@ class OperationsPlugin(BasePlugin):
             if reference is None:
                 continue  # tests/api/test_openapi.py names it
             self._complete(operation, path, reference, roles_of(getattr(view_class, method, None)))
+            request = REQUEST_EXAMPLES.get(f"{method.upper()} {path[len(PREFIX):]}")
+            for media in _json_media(operation.get("requestBody", {})):
+                if request is not None:
+                    media["example"] = request
 
     def _complete(self, operation: dict, path: str, reference: Operation,
                   roles: tuple[str, ...] | None) -> None:
@@ -282,18 +310,26 @@ class OperationsPlugin(BasePlugin):
         for status in [s for s in responses if str(s).isdigit() and int(s) >= 400]:
             del responses[status]  # flask-smorest's generic ones, replaced by the declared codes
         responses.update(error_responses(codes))
-        self._add_examples(operation)
 
-    def _add_examples(self, operation: dict) -> None:
-        for media in _json_media(operation.get("requestBody", {})):
-            media.setdefault("example", example_of(media.get("schema", {}), self._schemas()))
-        for status, response in operation.get("responses", {}).items():
-            if str(status).isdigit() and int(status) < 400:
-                for media in _json_media(response):
-                    media.setdefault("example", example_of(media.get("schema", {}), self._schemas()))
 
-    def _schemas(self) -> dict:
-        return self.spec.components.schemas if self.spec is not None else {}
+def add_examples(spec) -> None:
+    """Give every JSON request and success answer without an example one built from its schema.
+
+    Run once the document is whole (after `webhooks_doc` types the events), on the paths
+    `to_dict()` hands out, which are the document's own.
+    """
+    document = spec.to_dict()
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            for media in _json_media(operation.get("requestBody", {})):
+                media.setdefault("example", example_of(media.get("schema", {}), spec.components.schemas))
+            for status, response in operation.get("responses", {}).items():
+                if str(status).isdigit() and int(status) < 400:
+                    for media in _json_media(response):
+                        media.setdefault("example", example_of(media.get("schema", {}),
+                                                               spec.components.schemas))
 
 
 def _json_media(holder: dict) -> list[dict]:
@@ -306,13 +342,28 @@ _STRING_EXAMPLES = {"date-time": "2026-05-01T12:00:00+08:00", "date": "2026-05-0
 
 def example_of(schema: dict, components: dict, depth: int = 0) -> Any:
     """An example value built from a JSON Schema (field `example`s first), for the reference."""
-    if depth > 6:
+    if depth > 20:
         return None
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return example_of(components.get(name, {}), components, depth + 1)
     if "example" in schema:
         return schema["example"]
+    if "const" in schema:
+        return schema["const"]
+    for choice in ("oneOf", "anyOf"):
+        if schema.get(choice):
+            branch = example_of(schema[choice][0], components, depth + 1)
+            rest = {key: value for key, value in schema.items() if key not in (choice, "discriminator")}
+            base = example_of(rest, components, depth + 1) if "properties" in rest else None
+            return {**base, **branch} if isinstance(base, dict) and isinstance(branch, dict) else branch
+    if schema.get("allOf"):
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            value = example_of(part, components, depth + 1)
+            if isinstance(value, dict):
+                merged.update(value)
+        return merged
     if schema.get("enum"):
         return next((value for value in schema["enum"] if value is not None), None)
     kind = schema.get("type")

@@ -213,17 +213,34 @@ def test_a_problem_may_carry_the_members_a_refusal_adds(spec):
             "window", "errors", "roles"} <= set(problem["properties"])
 
 
-def test_requests_and_answers_have_examples(spec):
+def test_requests_and_answers_have_examples_their_schemas_accept(spec):
+    from jsonschema import Draft202012Validator
+
+    from couponsvc.api.operations import REQUEST_EXAMPLES
+
+    def refused(media: dict, example) -> list[str]:
+        schema = {**media.get("schema", {}), "components": spec["components"]}
+        return [error.message[:200] for error in Draft202012Validator(schema).iter_errors(example)]
+
     lacking = []
     for method, path, operation in _operations(spec):
         for media in operation.get("requestBody", {}).get("content", {}).values():
             if "example" not in media:
                 lacking.append(f"{method.upper()} {path}: request")
+            else:
+                lacking += [f"{method.upper()} {path} request: {m}" for m in refused(media, media["example"])]
         for status, response in operation["responses"].items():
             for kind, media in response.get("content", {}).items():
-                if kind.endswith("json") and "example" not in media and not media.get("examples"):
+                examples = [media["example"]] if "example" in media else [
+                    example["value"] for example in media.get("examples", {}).values()]
+                if kind.endswith("json") and not examples:
                     lacking.append(f"{method.upper()} {path} {status}")
+                for example in examples if kind.endswith("json") else ():
+                    lacking += [f"{method.upper()} {path} {status}: {m}" for m in refused(media, example)]
     assert not lacking, "\n".join(lacking)
+    bodies = {f"{method.upper()} {path[len(PREFIX):]}" for method, path, operation in _operations(spec)
+              if "requestBody" in operation}
+    assert set(REQUEST_EXAMPLES) <= bodies, set(REQUEST_EXAMPLES) - bodies
 
 
 def test_every_schema_of_the_document_is_json_schema_2020_12(spec):
