@@ -65,6 +65,12 @@ def test_the_document_is_openapi_3_1(spec):
     assert spec["info"]["title"] and spec["info"]["version"]
 
 
+def test_the_document_is_valid_openapi(spec):
+    from openapi_spec_validator import validate
+
+    validate(spec)  # raises, naming what is wrong
+
+
 def test_every_path_of_the_contract_is_documented(spec):
     paths = _paths(spec)
     missing = sorted(set(CONTRACT) - set(paths))
