@@ -56,7 +56,6 @@ class Integrations(MethodView):
     @unit_of_work
     @blp.arguments(IntegrationIn())
     @blp.response(201, IntegrationOut)
-    @blp.alt_response(409, description="too_many_integrations (COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT)")
     def post(self, data, merchant_id):
         """A webhook integration answers its signing `secret` here, once."""
         merchant = merchants.get_merchant(db.session, current_principal(), merchant_id)

@@ -33,8 +33,6 @@ class Orders(MethodView):
     @unit_of_work
     @blp.arguments(OrderIn())
     @blp.response(201, OrderOut)
-    @blp.alt_response(409, description="sold_out | customer_limit_reached")
-    @blp.alt_response(422, description="campaign_not_on_sale")
     def post(self, data, campaign_id):
         placed = place_order(db.session, campaign_id, **data)
         campaign = placed.campaign

@@ -103,9 +103,6 @@ class Redemptions(MethodView):
     @single_statement
     @blp.arguments(ScanIn())
     @blp.response(201, RedemptionOut)
-    @blp.alt_response(409, description="coupon_already_redeemed (with the earlier time and store)")
-    @blp.alt_response(422, description="coupon_pending | coupon_voided | coupon_expired | "
-                      "coupon_not_yet_valid | store_not_allowed | insufficient_uses")
     def post(self, data):
         scan = _scan(data)
         try:
@@ -150,7 +147,6 @@ class Reverse(MethodView):
     @unit_of_work
     @blp.arguments(ReverseIn())
     @blp.response(200, ReversalOut)
-    @blp.alt_response(409, description="reversal_window_closed | redemption_already_reversed")
     def post(self, data, redemption_id):
         done = till.reverse(db.session, current_principal(), redemption_id, data["reason"],
                             default_window=current_app.config["DEFAULT_REVERSAL_WINDOW"],
