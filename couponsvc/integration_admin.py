@@ -14,6 +14,7 @@ from integrations.targets import TargetRefused, check_url
 from . import integration_credentials as credentials
 from .adapters import adapter_named
 from .data_keys import DataKeys
+from .domain_error import say_n
 from .errors import DomainError
 from .models import Delivery, Integration, Merchant, Subscription
 from .outbox.emit import emit_to
@@ -49,8 +50,12 @@ def _refuse_past_cap(session: Session, merchant: Merchant, max_integrations: int
                             .where(Integration.merchant_id == merchant.id)).scalar_one()
     if count >= max_integrations:
         raise DomainError("too_many_integrations",
-                          f"this merchant has {count} integrations, the most allowed is {max_integrations}; "
-                          "change or disable one instead", limit=max_integrations)
+                          say_n("this merchant has %(num)d integration, the most allowed is "
+                                "%(limit)d; change or disable one instead",
+                                "this merchant has %(num)d integrations, the most allowed is "
+                                "%(limit)d; change or disable one instead", count,
+                                limit=max_integrations),
+                          limit=max_integrations)
 
 
 def update_integration(session: Session, integration: Integration, changes: dict[str, Any],

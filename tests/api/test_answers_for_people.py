@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop, problem
 
@@ -154,6 +156,16 @@ def test_invalid_state_builds_no_article_from_a_status(client):
     client.ok(client.post(f"coupons/{code}/void"))
     body = problem(client.post(f"coupons/{code}/void"), 409, "invalid_state")
     assert body["detail"] == "a coupon that is voided cannot be voided"
+
+
+@pytest.mark.config(MAX_INTEGRATIONS_PER_MERCHANT=1, ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
+def test_one_integration_is_singular(client):
+    shop = Shop(client)
+    path, body = f"merchants/{shop.merchant['id']}/integrations", {
+        "adapter": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}
+    client.ok(client.post(path, body, key=shop.manager), 201)
+    refused = problem(client.post(path, body, key=shop.manager), 409, "too_many_integrations")
+    assert refused["detail"].startswith("this merchant has 1 integration, ")
 
 
 def test_a_single_use_left_is_singular(client):
