@@ -33,6 +33,7 @@ GLUE = {
     "qr_keys.py",  # the keyring and data keys registered on the app
     "jobs.py",  # the app's job runner (in-process or RQ)
     "errors.py",  # problem+json rendering of DomainError and HTTP errors
+    "i18n.py",  # the request's language (Accept-Language) and the catalogue's look-ups
     "web_session.py",  # the cookie session interface
     "ratelimit.py",  # the look-up budget, per request (used by api/ only)
 }
