@@ -32,7 +32,7 @@ def void_and_refund(session: Session, campaign: Campaign, reason: str) -> Settle
     voided = session.execute(
         update(Coupon)
         .where(Coupon.campaign_id == campaign.id, Coupon.status.in_(UNUSED))
-        .values(status="voided", voided_at=now, seq=Coupon.seq + 1)
+        .values(status="voided", voided_at=now, void_reason=reason, seq=Coupon.seq + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
     # the coupons this UPDATE voided (not one a till redeemed meanwhile): a revocation and

@@ -81,9 +81,21 @@ def already_redeemed(session: Session, code: str) -> DomainError:
 
 
 def voided(coupon: Coupon) -> DomainError:
+    """Why: the reason a manager gave, or what happened to the deal (`campaigns/settle.py`)."""
     reason = coupon.void_reason
-    detail = say("voided: %(reason)s", reason=reason) if reason else say("the coupon was voided")
+    if reason in _DEAL_ENDED:
+        detail = _DEAL_ENDED[reason]
+    elif reason:
+        detail = say("voided: %(reason)s", reason=reason)
+    else:
+        detail = say("the coupon was voided")
     return DomainError("coupon_voided", detail, voided_at=_iso(coupon.voided_at), reason=reason)
+
+
+_DEAL_ENDED = {
+    "campaign_cancelled": say("voided: the deal was cancelled"),
+    "campaign_failed": say("voided: the deal did not reach its group size"),
+}
 
 
 def pending(session: Session, coupon: Coupon) -> DomainError:

@@ -64,6 +64,14 @@ def test_a_voided_coupon_says_why(client):
     assert "refunded at the counter" in zh["detail"] and "作废" in zh["detail"]
 
 
+def test_a_coupon_of_a_cancelled_deal_says_so(client):
+    shop = Shop(client)
+    code = shop.coupon()["code"]
+    client.ok(client.post(f"campaigns/{shop.campaign['id']}/cancel", {"reason": "x"}))
+    body = problem(shop.redeem(code), 422, "coupon_voided")
+    assert (body["reason"], body["detail"]) == ("campaign_cancelled", "voided: the deal was cancelled")
+
+
 def test_a_pending_coupon_says_how_many_buyers_are_missing(client):
     shop = Shop(client, min_group_size=5)
     code = shop.coupons(2)[0]["code"]
