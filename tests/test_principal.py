@@ -36,6 +36,8 @@ GLUE = {
     "i18n.py",  # the request's language (Accept-Language) and the catalogue's look-ups
     "web_session.py",  # the cookie session interface
     "ratelimit.py",  # the look-up budget, per request (used by api/ only)
+    "problems",  # the problem pages' blueprint, for people and clients
+    "public_url.py",  # the app's public base URL, read from its configuration
 }
 FLASK_REQUEST_STATE = {"current_app", "g", "request", "session"}
 
