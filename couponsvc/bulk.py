@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import codes
 from .after_commit import after_commit
-from .domain_error import say
-from .errors import DomainError
+from .domain_error import DomainError, say
 from .issuance import coupon_insert, coupon_row
 from .jobs import enqueue
 from .models import Campaign, Coupon, Job

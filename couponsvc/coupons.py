@@ -14,8 +14,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from . import codes
-from .domain_error import say
-from .errors import DomainError
+from .domain_error import DomainError, say
 from .models import Coupon, Redemption, Revocation
 from .outbox import payload
 from .outbox.emit import emit
@@ -27,7 +26,7 @@ def find_coupon(session: Session, principal: Principal, raw_code: str) -> Coupon
     try:
         code = codes.canonical(raw_code)
     except codes.CodeError:
-        raise DomainError("invalid_code", "the code is mistyped") from None
+        raise DomainError("invalid_code", say("the code is mistyped")) from None
     coupon = session.get(Coupon, code)
     if coupon is None or not principal.sees(coupon.merchant_id):
         raise DomainError("coupon_not_found")

@@ -14,8 +14,7 @@ from integrations.targets import TargetRefused, check_url
 from . import integration_credentials as credentials
 from .adapters import adapter_named
 from .data_keys import DataKeys
-from .domain_error import say_n
-from .errors import DomainError
+from .domain_error import DomainError, say_n
 from .models import Delivery, Integration, Merchant, Subscription
 from .outbox.emit import emit_to
 from .outbox.fanout import announce

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from .errors import DomainError
+from .domain_error import DomainError
 from .models import Merchant, Store
 from .principal import Principal, visible
 

@@ -19,8 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .campaigns.data import campaign_event_data
-from .domain_error import say, say_n
-from .errors import DomainError
+from .domain_error import DomainError, say, say_n
 from .ids import new_id
 from .issuance import coupon_row, insert_coupons
 from .models import Campaign, Coupon, CustomerPurchase, Order

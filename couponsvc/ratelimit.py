@@ -26,7 +26,7 @@ from limits import parse
 from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from .errors import DomainError
+from .domain_error import DomainError, say_n
 
 FAILED_LOOKUPS = frozenset({"coupon_not_found", "invalid_code", "invalid_qr"})
 
@@ -104,10 +104,12 @@ def _count_failure(key_id: str | None) -> None:
 def _refuse(strategy, item, kind: str, identity: str) -> None:
     stats = strategy.get_window_stats(item, "lookup", kind, identity)
     retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-    raise DomainError("rate_limited",
-                      f"too many failed look-ups from this {'key' if kind == 'key' else 'address'}; "
-                      f"retry in {retry_after} s",
-                      retry_after=retry_after)
+    detail = (say_n("too many failed look-ups with this key; retry in %(num)d second",
+                    "too many failed look-ups with this key; retry in %(num)d seconds", retry_after)
+              if kind == "key" else
+              say_n("too many failed look-ups from this address; retry in %(num)d second",
+                    "too many failed look-ups from this address; retry in %(num)d seconds", retry_after))
+    raise DomainError("rate_limited", detail, retry_after=retry_after)
 
 
 def _safe(call, *args) -> bool:

@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..domain_error import say
-from ..errors import DomainError
+from ..domain_error import DomainError, say
 from ..models import Campaign, Merchant, Store
 from ..outbox.emit import emit
 from ..principal import Principal, visible

@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from ..domain_error import say, say_n
-from ..errors import DomainError
+from ..domain_error import DomainError, say, say_n
 from ..models import Campaign, Coupon, Merchant, Redemption, Store, campaign_stores
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..errors import DomainError
+from ..domain_error import DomainError
 from ..models import Redemption
 from ..principal import Principal
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..errors import DomainError
+from ..domain_error import DomainError, say
 from ..ids import new_id
 from ..models import Coupon
 from ..models.idempotency import Claim
@@ -58,7 +58,7 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
                           "was answered meanwhile") from None
     if row is None:
         if not key_is_live(session, principal.key_id):
-            raise DomainError("unauthenticated", "The API key was revoked")
+            raise DomainError("unauthenticated", say("The API key was revoked"))
         raise refusal(session, principal, target, scan.uses, w.now)
     return _redeemed(row._asdict(), {"id": w.redemption_id, "store_id": target.store_id,
                                      "uses": scan.uses, "redeemed_at": w.now, "device_id": scan.device_id})
@@ -91,8 +91,8 @@ def refusal(session: Session, principal: Principal, target: Target, uses: int,
     if coupon is None or not principal.sees(coupon.merchant_id):
         return DomainError("coupon_not_found")
     if target.campaign_id is not None and coupon.campaign_id != target.campaign_id:
-        return DomainError("invalid_qr", "the QR does not match this coupon's campaign")
+        return DomainError("invalid_qr", say("the QR does not match this coupon's campaign"))
     # A concurrent reversal can make a coupon redeemable between the UPDATE and this
     # read; the till then simply scans again.
     return why_not(session, coupon, target.store_id, uses, now) or DomainError(
-        "coupon_already_redeemed", "the coupon changed while it was being redeemed; scan again")
+        "coupon_already_redeemed", say("the coupon changed while it was being redeemed; scan again"))

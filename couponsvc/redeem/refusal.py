@@ -6,7 +6,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from .. import codes
-from ..errors import DomainError
+from ..domain_error import DomainError
 from ..models import RedemptionAttempt
 from ..timeutil import utcnow
 from .scan import Scan

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
-from ..errors import DomainError
+from ..domain_error import DomainError, say, say_n
 from ..merchants import reversal_window
 from ..models import Coupon, Merchant, Redemption
 from ..outbox import payload
@@ -44,10 +44,12 @@ def reverse(session: Session, principal: Principal, redemption_id: str, reason: 
         session.refresh(redemption)
         if redemption.reversed_at is not None:
             raise DomainError("redemption_already_reversed",
-                              f"reversed at {redemption.reversed_at.isoformat()}")
+                              say("reversed at %(time)s", time=redemption.reversed_at.isoformat()))
         raise DomainError("reversal_window_closed",
-                          f"redemptions can be reversed for {window} s; this one was at "
-                          f"{redemption.redeemed_at.isoformat()}", window=window)
+                          say_n("a redemption can be reversed for %(num)d second; this one was at "
+                                "%(time)s", "a redemption can be reversed for %(num)d seconds; this "
+                                "one was at %(time)s", window, time=redemption.redeemed_at.isoformat()),
+                          window=window)
     c = Coupon.__table__.c
     restored = session.execute(
         update(Coupon.__table__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import codes
-from ..errors import DomainError
+from ..domain_error import DomainError, say
 from ..principal import Principal
 from ..qr import payload
 from ..qr.keyring import KeyRing
@@ -37,7 +37,7 @@ class Target:
 
 def resolve(scan: Scan, ring: KeyRing) -> Target:
     if (scan.code is None) == (scan.qr is None):
-        raise DomainError("validation_error", "send exactly one of code or qr",
+        raise DomainError("validation_error", say("send exactly one of code or qr"),
                           errors={"code": ["Send exactly one of code or qr."]})
     campaign_id = None
     if scan.code is not None:
@@ -58,17 +58,19 @@ def store_for(scan: Scan) -> str:
     pinned = scan.principal.store_id
     if pinned is not None:
         if scan.store_id is not None and scan.store_id != pinned:
-            raise DomainError("store_not_allowed", "this scanner key is pinned to another store")
+            raise DomainError("store_not_allowed", say("this scanner key is pinned to another store"))
         return pinned
     if not scan.store_id:
-        raise DomainError("validation_error", "store_id is required for a key not pinned to a store",
+        raise DomainError("validation_error", say("store_id is required for a key not pinned to a store"),
                           errors={"store_id": ["Required for a key not pinned to a store."]})
     return scan.store_id
 
 
 def _typo(error: codes.CodeError) -> str:
-    return {
-        "length": f"a coupon code has {codes.LENGTH} characters",
-        "character": "the code has a character that no coupon code uses",
-        "check": "the code does not add up: a character is mistyped",
-    }.get(error.reason, str(error))
+    if error.reason == "length":
+        return say("a coupon code has %(length)d characters", length=codes.LENGTH)
+    if error.reason == "character":
+        return say("the code has a character that no coupon code uses")
+    if error.reason == "check":
+        return say("the code does not add up: a character is mistyped")
+    return str(error)

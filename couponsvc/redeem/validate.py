@@ -6,8 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from ..domain_error import say
-from ..errors import DomainError
+from ..domain_error import DomainError, say
 from ..models import Coupon
 from ..qr.keyring import KeyRing
 from ..timeutil import utcnow

@@ -4,10 +4,12 @@ for a store not allowed; a time without an offset; the effective reversal window
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 
 import pytest
 
+from couponsvc import codes
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop, problem
 
@@ -232,3 +234,34 @@ def test_merchant_answers_show_the_effective_reversal_window(client):
     assert all(isinstance(m["reversal_window"], int) for m in listed)
 
 
+
+
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="2/minute")
+def test_what_a_till_reads_is_in_chinese_when_asked(client):
+    """A typo, a reversal too late and a key over its budget: the words a cashier reads, in
+    Chinese, each different from the English."""
+    shop = Shop(client)
+    typo = codes.display(shop.coupon()["code"])
+    typo = typo[:-1] + ("A" if typo[-1] != "A" else "B")
+    english = problem(shop.redeem(typo), 400, "invalid_code")
+    chinese = problem(client.post("redemptions", {"code": typo}, key=shop.scanner, headers=ZH),
+                      400, "invalid_code")
+    assert "输错" in chinese["detail"] and chinese["detail"] != english["detail"]
+
+    chinese = problem(client.post("redemptions", {"code": codes.generate()}, key=shop.scanner,
+                                  headers=ZH), 429, "rate_limited")
+    assert "秒后重试" in chinese["detail"], chinese
+
+    code = shop.coupon()["code"]
+    redemption = client.ok(shop.redeem(code, key=shop.roaming_scanner, store_id=shop.store["id"]), 201)
+    window = client.ok(client.get(f"merchants/{shop.merchant['id']}"))["reversal_window"]
+    later = utcnow() + timedelta(seconds=window + 1)
+    reverse_module = sys.modules["couponsvc.redeem.reverse"]
+    original = reverse_module.utcnow
+    reverse_module.utcnow = lambda: later
+    try:
+        chinese = problem(client.post(f"redemptions/{redemption['id']}/reverse", {"reason": "x"},
+                                      key=shop.manager, headers=ZH), 409, "reversal_window_closed")
+    finally:
+        reverse_module.utcnow = original
+    assert f"{window} 秒内可撤销" in chinese["detail"], chinese
