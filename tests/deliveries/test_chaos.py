@@ -7,7 +7,7 @@ back empty or with its data, HTTP receivers on 127.0.0.1, and the test database.
 Events are made the way a till makes them (`POST /redemptions`) and read back
 through the API.
 
-The design under test (couponsvc/deliveries/wakeup.py, drain.py, batch.py, sweep.py):
+The design under test (couponsvc/outbox/wakeup.py; couponsvc/deliveries/drain.py, batch.py, sweep.py):
 a commit that creates deliveries *wakes* their integration - a dirty flag and a lock
 in Redis (`couponsvc:drain:<integration>:dirty|lock`, the lock expiring after
 `LOCK_TTL` unless its drain extends it) and, only when the lock was free, ONE job
@@ -300,7 +300,7 @@ def drain_job(integration_id: str, token: str) -> str:
 
 
 def drain_keys(integration_id: str) -> tuple[str, str]:
-    """The integration's drain lock and dirty flag in Redis (couponsvc/deliveries/wakeup.py)."""
+    """The integration's drain lock and dirty flag in Redis (couponsvc/outbox/wakeup.py)."""
     return f"couponsvc:drain:{integration_id}:lock", f"couponsvc:drain:{integration_id}:dirty"
 
 
