@@ -464,7 +464,7 @@ def test_a_worker_killed_holding_the_drain_lock_mid_batch(client, app, receiver,
     assert set(sent.values()) <= {1, 2}
     taken = drains_taken(survivor, scene.integration_id)
     assert taken and token not in taken
-    deliveries = sorted(scene.deliveries(), key=lambda d: int(d["id"].removeprefix("dlv_")))  # oldest first
+    deliveries = sorted(scene.deliveries(), key=lambda d: d["event_id"])  # oldest first (ids are ULIDs)
     assert [d["event_id"] for d in deliveries[:recorded]] == before_kill[:recorded]
     assert all(scene.attempt_log(d) == [(1, 200, "succeeded")] for d in deliveries[:recorded])
     assert all(d["attempts"] == 2 for d in deliveries[recorded:])  # the dead claim counted attempt 1 ...
