@@ -29,14 +29,19 @@ def emit(session: Session, type_: str, *, merchant_id: str | None, data: dict[st
          coupon_code: str | None = None, coupon_seq: int | None = None,
          event_id: str | None = None, created_at: datetime | None = None) -> str:
     """Add one event to the outbox in the current transaction; return its id."""
-    _check(type_)
     event_id = event_id or new_id("evt")
-    seq = session.execute(_INSERT.returning(_EVENTS.c.seq), {
+    seq = _write(session, {
         "id": event_id, "type": type_, "merchant_id": merchant_id, "coupon_code": coupon_code,
         "coupon_seq": coupon_seq, "data": data, "created_at": created_at or utcnow(),
-    }).scalar_one()
+    })
     fan_out(session, [seq])
     return event_id
+
+
+def _write(session: Session, row: dict[str, Any]) -> int:
+    """Insert one event (every column of `EVENT_COLUMNS`); its `seq`."""
+    _check(row["type"])
+    return session.execute(_INSERT.returning(_EVENTS.c.seq), row).scalar_one()
 
 
 def emit_many(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -106,12 +111,11 @@ def emit_to(session: Session, integration_id: str, merchant_id: str, type_: str,
             data: dict[str, Any]) -> int:
     """An event for one integration alone (a test `ping`), not fanned out: the event and
     its one pending delivery, woken after commit. The delivery's id."""
-    _check(type_)
     now = utcnow()
-    seq = session.execute(_INSERT.returning(_EVENTS.c.seq), {
+    seq = _write(session, {
         "id": new_id("evt"), "type": type_, "merchant_id": merchant_id, "coupon_code": None,
         "coupon_seq": None, "data": data, "created_at": now,
-    }).scalar_one()
+    })
     delivery_id = session.execute(insert(_DELIVERIES).returning(_DELIVERIES.c.id), {
         "event_seq": seq, "integration_id": integration_id, "merchant_id": merchant_id,
         "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
