@@ -325,10 +325,13 @@ def _replay(claim: Claim) -> Response:
 
 
 def _fingerprint() -> str:
+    # The body as `request_body.check_body` parsed it (cached on the request); a body
+    # that is not JSON, or none, is hashed as sent.
+    parsed = request.get_json(silent=True)
     raw = request.get_data(cache=True)
     try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, RecursionError):
+        body = raw if parsed is None else json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    except RecursionError:
         body = raw
     digest = hashlib.sha256()
     for part in (request.method.encode(), request.path.encode(), request.query_string, body):
