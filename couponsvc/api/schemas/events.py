@@ -86,30 +86,47 @@ class EventIntegration(Schema):
     adapter = _req(fields.Str())
 
 
+class _CampaignChange(Schema):
+    """What every campaign.* event carries first (a base: not a component of its own)."""
+
+    campaign = _req(fields.Nested(EventCampaign))
+
+
+class _CouponChange(Schema):
+    """What every coupon.* event about one coupon carries first."""
+
+    merchant_id = _req(fields.Str())
+    coupon = _req(fields.Nested(EventCoupon))
+
+
+class _Redemption(Schema):
+    id = _req(fields.Str())
+    store_id = _req(fields.Str())
+    uses = _req(fields.Int())
+    redeemed_at = _req(fields.DateTime())
+
+
 # The data of each event type
 
 
-class CampaignPublishedData(Schema):
-    campaign = _req(fields.Nested(EventCampaign))
+class CampaignPublishedData(_CampaignChange):
+    pass
 
 
-class CampaignTippedData(Schema):
-    campaign = _req(fields.Nested(EventCampaign))
+class CampaignTippedData(_CampaignChange):
     tipped_at = _req(fields.DateTime())
 
 
-class CampaignEndedData(Schema):
-    campaign = _req(fields.Nested(EventCampaign))
+class CampaignEndedData(_CampaignChange):
+    pass
 
 
-class CampaignFailedData(Schema):
-    campaign = _req(fields.Nested(EventCampaign))
+class CampaignFailedData(_CampaignChange):
     coupons_voided = _req(fields.Int(), "each has its coupon.voided event")
     orders_refund_pending = _req(fields.Int(), "each has its order.refund_pending event")
 
 
-class CampaignCancelledData(Schema):
-    campaign = _req(fields.Nested(EventCampaign))
+class CampaignCancelledData(_CampaignChange):
     reason = _req(fields.Str(), "as the manager gave it (may be empty)")
     coupons_voided = fields.Int(metadata={"description": "absent when a draft was cancelled"})
     orders_refund_pending = fields.Int(metadata={"description": "absent when a draft was cancelled"})
@@ -150,11 +167,7 @@ class CouponIssuedInBulkData(Schema):
     status = _req(fields.Str(validate=validate.OneOf(("pending", "active"))))
 
 
-class RedeemedRedemption(Schema):
-    id = _req(fields.Str())
-    store_id = _req(fields.Str())
-    uses = _req(fields.Int())
-    redeemed_at = _req(fields.DateTime())
+class RedeemedRedemption(_Redemption):
     device_id = _req(fields.Str(allow_none=True))
 
 
@@ -165,31 +178,21 @@ class RedeemedCampaign(Schema):
     currency = _req(fields.Str())
 
 
-class CouponRedeemedData(Schema):
-    merchant_id = _req(fields.Str())
-    coupon = _req(fields.Nested(EventCoupon))
+class CouponRedeemedData(_CouponChange):
     redemption = _req(fields.Nested(RedeemedRedemption))
     campaign = _req(fields.Nested(RedeemedCampaign))
 
 
-class ReversedRedemption(Schema):
-    id = _req(fields.Str())
-    store_id = _req(fields.Str())
-    uses = _req(fields.Int())
-    redeemed_at = _req(fields.DateTime())
+class ReversedRedemption(_Redemption):
     reversed_at = _req(fields.DateTime())
     reason = _req(fields.Str(allow_none=True))
 
 
-class CouponRedemptionReversedData(Schema):
-    merchant_id = _req(fields.Str())
-    coupon = _req(fields.Nested(EventCoupon))
+class CouponRedemptionReversedData(_CouponChange):
     redemption = _req(fields.Nested(ReversedRedemption))
 
 
-class CouponVoidedData(Schema):
-    merchant_id = _req(fields.Str())
-    coupon = _req(fields.Nested(EventCoupon))
+class CouponVoidedData(_CouponChange):
     reason = _req(fields.Str(), "campaign_failed, campaign_cancelled, or the reason a manager gave")
 
 
