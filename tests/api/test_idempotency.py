@@ -390,3 +390,17 @@ def test_an_idempotent_miss_counts_once_against_the_guessing_budget(client):
                             headers=_key(f"guess-{n}")), 404, "coupon_not_found")
     problem(client.post("redemptions", {"code": codes.generate()}, key=shop.scanner,
                         headers=_key("guess-3")), 429, "rate_limited")
+
+
+def test_a_retry_with_the_same_body_spelled_otherwise_is_a_replay(client):
+    """The same JSON with its members in another order and other spacing is the same
+    request: a client library may serialise a retry differently."""
+    shop = Shop(client)
+    code = shop.coupon()["code"]
+    first = client.post("redemptions", data=f'{{"code": "{code}", "device_id": "till-1"}}',
+                        content_type="application/json", key=shop.scanner, headers=_key("spelled-1"))
+    again = client.post("redemptions", data=f'{{ "device_id":"till-1",\n "code":"{code}" }}',
+                        content_type="application/json", key=shop.scanner, headers=_key("spelled-1"))
+    assert (again.status_code, again.get_data()) == (201, first.get_data())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert _count(client, Redemption) == 1
