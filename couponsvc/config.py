@@ -6,6 +6,8 @@ with a message naming the variable. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -118,6 +120,13 @@ def load_settings(environ: Mapping[str, str], instance_path: str) -> dict[str, A
         # secret under instance/ so every process of it agrees.
         config["SECRET_KEY"] = _instance_secret(instance_path)
     return config
+
+
+def purpose_key(secret: str | bytes, purpose: bytes) -> bytes:
+    """The key of one use of `SECRET_KEY`: HMAC-SHA256 of `purpose` under it, so the
+    `qr_url` tokens and the list cursors never share key material."""
+    secret = secret if isinstance(secret, bytes) else str(secret).encode()
+    return hmac.new(secret, purpose, hashlib.sha256).digest()
 
 
 PRODUCTION_SETTINGS = (

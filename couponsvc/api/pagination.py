@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from flask import current_app
 
+from ..config import purpose_key
 from ..errors import DomainError
 from ..extensions import db
 
@@ -84,9 +85,7 @@ def _tag(kind: str) -> bytes:
 
 
 def _cipher() -> Cipher:
-    secret = current_app.config["SECRET_KEY"]
-    secret = secret if isinstance(secret, bytes) else str(secret).encode()
-    key = hmac.new(secret, b"couponsvc list cursors", hashlib.sha256).digest()
+    key = purpose_key(current_app.config["SECRET_KEY"], b"couponsvc list cursors")
     return Cipher(algorithms.AES(key), modes.ECB())  # one block: a keyed permutation of it  # noqa: S305
 
 

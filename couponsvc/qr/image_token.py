@@ -4,7 +4,7 @@
 answer for a code merely guessed. The URL the API hands out carries
 `token = base64url(HMAC-SHA256(image_key, code))[:22]` (128 bits), and the image
 endpoints draw a coupon for a matching token (or for an API key that sees the coupon).
-`image_key` is derived from `SECRET_KEY` with HMAC-SHA256 for this one purpose, so a
+`image_key` is derived from `SECRET_KEY` for this one purpose (`config.purpose_key`), so a
 token says nothing about any other use of the secret; rotating `SECRET_KEY` turns every
 `qr_url` handed out before into a 404 (read the coupon again for a new one).
 No Flask here: callers pass the secret.
@@ -17,13 +17,15 @@ import hashlib
 import hmac
 from functools import lru_cache
 
+from ..config import purpose_key
+
 PURPOSE = b"couponsvc qr image url token v1"
 TOKEN_BYTES = 16
 
 
 @lru_cache(maxsize=8)
 def image_key(secret_key: str) -> bytes:
-    return hmac.new(secret_key.encode(), PURPOSE, hashlib.sha256).digest()
+    return purpose_key(secret_key, PURPOSE)
 
 
 def image_token(key: bytes, code: str) -> str:
