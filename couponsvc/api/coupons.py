@@ -85,9 +85,9 @@ def _coupon_to_draw(code: str, token: str | None) -> Coupon:
     the code (real, unknown or mistyped): the image is no oracle.
     """
     if token is not None:
-        coupon = db.session.get(Coupon, code)
         key = image_key(current_app.config["SECRET_KEY"])
-        if coupon is None or not token_matches(key, coupon.code, token):
+        coupon = db.session.get(Coupon, code) if token_matches(key, code, token) else None
+        if coupon is None:  # the token is checked before the database is read
             raise DomainError("coupon_not_found")
         return coupon
     header = request.headers.get("Authorization")
