@@ -135,9 +135,9 @@ def drains(app=None) -> RedisDrains | LocalDrains:
     """This process's drain state, kept beside its job runner (`jobs.runner`)."""
     jobs = runner(app)
     found = jobs.app.extensions.get("couponsvc.drains")
-    if found is None:
-        found = jobs.app.extensions["couponsvc.drains"] = (
-            LocalDrains() if jobs.in_process else RedisDrains(jobs.redis()))
+    if found is None:  # setdefault: two threads asking first share the one that lands
+        found = jobs.app.extensions.setdefault(
+            "couponsvc.drains", LocalDrains() if jobs.in_process else RedisDrains(jobs.redis()))
     return found
 
 
