@@ -19,13 +19,9 @@ from werkzeug.exceptions import HTTPException
 
 from . import i18n
 from .domain_error import CODES, N_, DomainError, say
-from .problems import PAGE_PATH, type_url
+from .problems import type_url
 
 log = logging.getLogger(__name__)
-
-# A problem's `type` is `type_url(code)`: its page under the public URL. This relative
-# form (RFC 9457 allows one) is for text written without an app, e.g. examples.
-PROBLEM_TYPE_BASE = PAGE_PATH
 
 __all__ = ["CODES", "DomainError", "problem", "register_error_handlers"]
 

@@ -24,8 +24,8 @@ from apispec import BasePlugin
 from flask import Flask
 
 from ..domain_error import CODES
-from ..errors import PROBLEM_TYPE_BASE
 from ..principal import ROLES
+from ..problems import PAGE_PATH
 
 PREFIX = "/api/v1"
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -260,7 +260,8 @@ def error_responses(codes: list[str]) -> dict[str, dict]:
 
 def problem_example(code: str) -> dict[str, Any]:
     status, title = CODES[code]
-    return {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": title,
+    # relative (RFC 9457 allows it): the document is written without a public URL
+    return {"type": PAGE_PATH + code, "title": title, "status": status, "detail": title,
             "code": code, **_EXAMPLE_MEMBERS.get(code, {})}
 
 
