@@ -12,7 +12,7 @@ from ..coupons import find_coupon, redemptions_of, revocations_after, void_coupo
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Campaign, Coupon
-from ..principal import MANAGER, PLATFORM, SCANNER, authenticate
+from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr import render
 from ..qr.image_token import image_key, token_matches
 from ..qr.keyring import UnknownKeyError
@@ -90,10 +90,9 @@ def _coupon_to_draw(code: str, token: str | None) -> Coupon:
         if coupon is None:  # the token is checked before the database is read
             raise DomainError("coupon_not_found")
         return coupon
-    header = request.headers.get("Authorization")
-    if header is None:
+    if "Authorization" not in request.headers:
         raise DomainError("coupon_not_found")
-    return find_coupon(db.session, authenticate(db.session, header), code)
+    return find_coupon(db.session, current_principal(), code)
 
 
 QR_DOC = {"security": [{}, {"bearerAuth": []}],
