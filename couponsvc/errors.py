@@ -96,11 +96,6 @@ def _http_problem(error: HTTPException) -> Response:
     return problem(code, detail, status=status, headers=headers)
 
 
-def _is_json_decode_error(error: HTTPException) -> bool:
-    description = str(error.description or "")
-    return isinstance(getattr(error, "exc", None), ValueError) or "JSON" in description or "json" in description
-
-
 def _translated(messages: Any) -> Any:
     """A field's messages in the caller's language, where the catalogue has them."""
     if isinstance(messages, str):
