@@ -28,7 +28,8 @@ Two ways to store the answer:
   waits for the first to commit, fails on the unique index, and its whole statement
   with it. Whenever that statement changes nothing (a refusal, a replay, an expired
   record, a lost race), the refusal it found is stored the first way (claim, then the
-  answer, in one transaction), or the key's record is replayed when the claim finds one.
+  answer, in one transaction), or the key's record is replayed when the claim finds one;
+  when the claim took over an expired record, the request is run again the first way.
 
 Domain refusals (4xx raised as `DomainError`) are stored too, as Stripe does;
 validation errors, 429 and 5xx are not.
@@ -43,8 +44,9 @@ from datetime import timedelta
 from functools import cache, wraps
 
 from flask import Response, current_app, g, request
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 
 from ..after_commit import run_pending
 from ..errors import DomainError, domain_problem
@@ -184,7 +186,9 @@ def _idempotent(view, args, kwargs, key: str) -> Response:
     claim = Claim(api_key_id=_scope(), key=key, request_hash=_fingerprint())
     if _one_statement(view):
         outcome = _in_one_statement(view, args, kwargs, claim)
-        return outcome if isinstance(outcome, Response) else _refused(outcome, claim)
+        if isinstance(outcome, Response):
+            return outcome
+        return _refused(outcome, claim, again=lambda: _in_transaction(view, args, kwargs, claim))
     return _in_transaction(view, args, kwargs, claim)
 
 
@@ -228,20 +232,28 @@ def _in_transaction(view, args, kwargs, claim: Claim) -> Response:
     return _stored(response, claim)
 
 
-def _refused(error: DomainError, claim: Claim) -> Response:
+def _refused(error: DomainError, claim: Claim, again: Callable[[], Response] | None = None) -> Response:
     """Answer a refusal: stored under the key with what the refusal records, unless the
-    key turns out to be another request's (then that request's answer is replayed)."""
+    key turns out to be another request's (then that request's answer is replayed).
+
+    `again`: a one-statement view's refusal is unfounded when the claim took over an
+    expired record, since that record is what kept its statement from changing anything;
+    the request is then run again in a transaction that holds the claim."""
     _roll_back()  # this also drops a claim taken in this transaction
     taken = error.code == "idempotency_key_in_use"  # by a request that committed meanwhile
     if error.code in _NOT_STORED and not taken:
         db.session.commit()
         raise error
-    if not _claim(claim):
+    claimed = _claim(claim)
+    if claimed is None:
         db.session.rollback()
         return _replay(claim)
     if taken:  # ... and is gone again (expired): nothing to answer, nothing was done
         db.session.rollback()
         raise error
+    if again is not None and claimed.took_over:
+        db.session.rollback()  # with the refused attempt recorded after the first rollback
+        return again()
     return _stored(domain_problem(error), claim)
 
 
@@ -255,8 +267,9 @@ def _stored(response: Response, claim: Claim) -> Response:
     return response
 
 
-def _claim(claim: Claim) -> bool:
-    """Take the key for this request, or say that another request has it.
+def _claim(claim: Claim) -> Row | None:
+    """Take the key for this request (`took_over`: from an expired record), or None
+    when another request has it.
 
     The claim is a row inserted in this transaction (status 0, no body) and
     committed together with the answer. A concurrent request with the same key
@@ -264,12 +277,11 @@ def _claim(claim: Claim) -> bool:
     answer; an expired record (older than the TTL) is taken over.
     """
     now = utcnow()
-    claimed = db.session.execute(_claim_statement(db.session.get_bind().dialect.name), {
+    return db.session.execute(_claim_statement(db.session.get_bind().dialect.name), {
         "api_key_id": claim.api_key_id, "key": claim.key, "request_hash": claim.request_hash,
         "status_code": 0, "headers": "{}", "body": "", "renderer": None, "created_at": now,
         "p_expired": expired_before(now),
     }).first()
-    return claimed is not None
 
 
 def expired_before(now):
@@ -287,7 +299,7 @@ def _claim_statement(dialect: str):
         set_={name: statement.excluded[name]
               for name in ("request_hash", "status_code", "headers", "body", "renderer", "created_at")},
         where=table.c.created_at < bindparam("p_expired", type_=table.c.created_at.type),
-    ).returning(table.c.api_key_id)
+    ).returning(literal_column("xmax <> 0" if dialect == "postgresql" else "0").label("took_over"))
 
 
 _STORE = (
