@@ -50,6 +50,11 @@ class Principal:
     def sees(self, merchant_id: str | None) -> bool:
         return self.role == PLATFORM or (merchant_id is not None and merchant_id == self.merchant_id)
 
+    @property
+    def merchant_scope(self) -> str | None:
+        """The merchant whose rows a list shows it; None for the platform: every merchant's."""
+        return None if self.role == PLATFORM else self.merchant_id
+
 
 def visible(session: Session, principal: Principal, model: type[T], key: Any, *, name: str,
             for_update: bool = False) -> T:

@@ -149,6 +149,5 @@ class Revocations(MethodView):
         included: ask again later with `?after=<next>` for only what is new."""
         principal = current_principal()
         after = None if args["after"] is None else integer_cursor(args["after"], "revocations")
-        rows, resume = revocations_after(db.session, None if principal.role == PLATFORM else principal.merchant_id,
-                                         after, args["limit"])
+        rows, resume = revocations_after(db.session, principal.merchant_scope, after, args["limit"])
         return {"data": rows, "next": number_token("revocations", resume)}

@@ -27,7 +27,7 @@ class Events(MethodView):
         id (`evt_…`, a webhook's `webhook-id` or `webhook-cursor`) to resume after that event.
         Only reads: events are numbered by the relay sweep (`couponsvc/outbox/positions.py`)."""
         principal = current_principal()
-        merchant_id = None if principal.role == PLATFORM else principal.merchant_id
+        merchant_id = principal.merchant_scope
         after, not_yet = _after(args["after"], merchant_id)
         rows, last = read_events(db.session, merchant_id=merchant_id, after=after, type_=args.get("type"),
                                  limit=args["limit"], not_yet=not_yet)

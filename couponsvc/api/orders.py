@@ -52,7 +52,7 @@ class OrderList(MethodView):
         trimmed, case- and width-folded) and `payment_ref`, oldest first; a manager finds
         its merchant's."""
         principal = current_principal()
-        query = orders_query(None if principal.role == PLATFORM else principal.merchant_id,
+        query = orders_query(principal.merchant_scope,
                              campaign_id=args.get("campaign_id"), customer_ref=args.get("customer_ref"),
                              payment_ref=args.get("payment_ref"))
         page = cursor_page(query, Order.id, after=args["after"], limit=args["limit"])
