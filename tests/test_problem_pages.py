@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from couponsvc.api.links import base_url
 from couponsvc.domain_error import CODES, GUIDANCE
+from couponsvc.public_url import base_url
 from tests.factories import Shop, problem
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .links import base_url
+from ..public_url import base_url
 
 
 def created(result: Any, path: str) -> tuple[Any, dict[str, str]]:

@@ -17,7 +17,7 @@ from ..public_url import base_url
 from ..qr.image_token import image_key, image_token
 from ..qr_keys import shown_payload
 
-__all__ = ["base_url", "coupon_dict", "issued_coupon", "qr_url"]
+__all__ = ["coupon_dict", "issued_coupon", "qr_url"]
 
 
 def qr_url(code: str) -> str:

@@ -15,10 +15,11 @@ from ..extensions import db
 from ..models import Campaign, Coupon, Job, Order
 from ..orders import orders_query, place_order
 from ..principal import MANAGER, PLATFORM, visible
+from ..public_url import base_url
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
 from .created import created
-from .links import base_url, issued_coupon
+from .links import issued_coupon
 from .pagination import cursor_page
 from .schemas.common import page_schema
 from .schemas.coupons import BulkIn, CsvArgs, JobOut, OrderIn, OrderListArgs, OrderOut

@@ -23,7 +23,7 @@ from ..domain_error import DomainError, say
 from ..ids import new_id
 from ..models import Coupon
 from ..models.idempotency import Claim
-from ..principal import PLATFORM, Principal, key_is_live
+from ..principal import Principal, key_is_live
 from ..qr.keyring import KeyRing
 from ..timeutil import to_utc, utcnow
 from .check import why_not
@@ -48,7 +48,7 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
     target = resolve(scan, ring)
     principal = scan.principal
     w = Write(code=target.code, uses=scan.uses, now=utcnow(), store_id=target.store_id,
-              merchant_id=None if principal.role == PLATFORM else principal.merchant_id,
+              merchant_id=principal.merchant_scope,
               campaign_id=target.campaign_id, redemption_id=new_id("red"), event_id=new_id("evt"),
               api_key_id=principal.key_id, device_id=scan.device_id, claim=claim)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from couponsvc import public_url
 from couponsvc.api import links
 from tests.conftest import make_app
 from tests.factories import Shop
@@ -32,5 +33,5 @@ def test_without_a_public_url_sqlite_links_point_at_the_loopback_port(tmp_path):
     """The embedded default: no PUBLIC_URL on SQLite; links go to 127.0.0.1:$PORT, not the Host."""
     app = make_app(f"sqlite:///{tmp_path / 'links.sqlite3'}", str(tmp_path), PUBLIC_URL="", PORT=8123)
     with app.test_request_context("/api/v1/merchants", headers=EVIL):
-        assert links.base_url() == "http://127.0.0.1:8123"
+        assert public_url.base_url() == "http://127.0.0.1:8123"
         assert links.qr_url("K7QM3XPA9RT2").startswith("http://127.0.0.1:8123/api/v1/coupons/K7QM3XPA9RT2/qr.png?token=")
