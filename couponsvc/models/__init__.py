@@ -6,11 +6,12 @@ from .event import Event
 from .idempotency import IdempotencyRecord
 from .integration import Delivery, DeliveryAttempt, Integration, Subscription
 from .job import Job
-from .merchant import AdminUser, ApiKey, Merchant, Store
+from .merchant import ApiKey, Merchant, Store
+from .person import AdminSession, AdminUser, AuditEntry
 from .redemption import Redemption, RedemptionAttempt
 
 __all__ = [
-    "AdminUser", "ApiKey", "Campaign", "Coupon", "CustomerPurchase", "Delivery", "DeliveryAttempt",
+    "AdminSession", "AdminUser", "ApiKey", "AuditEntry", "Campaign", "Coupon", "CustomerPurchase", "Delivery", "DeliveryAttempt",
     "Event", "IdempotencyRecord", "Integration", "Job", "Subscription", "Merchant", "Order", "Redemption", "RedemptionAttempt",
     "Revocation", "Store", "campaign_stores",
 ]

@@ -1,4 +1,4 @@
-"""Merchants, their stores, their API keys, and the operator's admin users."""
+"""Merchants, their stores and their API keys."""
 
 from __future__ import annotations
 
@@ -50,11 +50,3 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
-
-class AdminUser(Base):
-    __tablename__ = "admin_users"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("adm"))
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
