@@ -45,6 +45,15 @@ def create_store(session: Session, merchant: Merchant, *, name: str, city: str =
     return store
 
 
+def update_store(session: Session, store: Store, *, name: str, city: str = "", address: str = "") -> Store:
+    """Rename or move a store (found through `visible`); an empty city is its merchant's, as
+    when it was created."""
+    store.name, store.address = name, address
+    store.city = city or session.get(Merchant, store.merchant_id).city
+    session.flush()
+    return store
+
+
 def reversal_window(merchant: Merchant, *, default: int, ceiling: int) -> int:
     """Seconds a redemption stays reversible: the merchant's own (else the operator's
     `default`), capped by the operator's `ceiling`."""
