@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from .. import campaigns
+from ..campaigns.listing import campaigns_query
 from ..extensions import db
 from ..models import Campaign
 from ..principal import MANAGER, PLATFORM
@@ -38,13 +38,8 @@ class Campaigns(MethodView):
     @blp.arguments(CampaignListArgs(), location="query")
     @blp.response(200, page_schema(CampaignOut, "CampaignPage"))
     def get(self, args):
-        principal = current_principal()
-        query = select(Campaign)
-        if principal.role != PLATFORM:
-            query = query.where(Campaign.merchant_id == principal.merchant_id)
-        for name in ("merchant_id", "status", "city"):
-            if args.get(name):
-                query = query.where(getattr(Campaign, name) == args[name])
+        query = campaigns_query(current_principal().merchant_scope, merchant_id=args.get("merchant_id"),
+                                status=args.get("status"), city=args.get("city"))
         return cursor_page(query, Campaign.id, after=args["after"], limit=args["limit"])
 
     @requires(PLATFORM, MANAGER)

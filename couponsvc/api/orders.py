@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from .. import bulk, campaigns, codes
+from .. import bulk, campaigns
+from ..campaigns.export import coupons_csv
 from ..extensions import db
 from ..models import Campaign, Coupon, Job, Order
 from ..orders import orders_query, place_order
@@ -104,25 +102,9 @@ class CouponsCsv(MethodView):
     @blp.response(200, content_type="text/csv")
     def get(self, args, campaign_id):
         campaign = campaigns.get_campaign(db.session, current_principal(), campaign_id)
-        rows = bulk.export_rows(db.session, campaign, args.get("status"))
         headers = {"Content-Disposition": f'attachment; filename="{campaign.id}-coupons.csv"'}
-        return Response(stream_with_context(_csv(rows)), mimetype="text/csv", headers=headers)
-
-
-def _csv(rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["code", "display", "status", "uses_total", "uses_left", "valid_from",
-                     "valid_until", "order_id", "created_at"])
-    for n, row in enumerate(rows, start=1):
-        writer.writerow([row.code, codes.display(row.code), row.status, row.uses_total, row.uses_left,
-                         row.valid_from.isoformat(), row.valid_until.isoformat(), row.order_id or "",
-                         row.created_at.isoformat()])
-        if n % 2000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        return Response(stream_with_context(coupons_csv(db.session, campaign, args.get("status"))),
+                        mimetype="text/csv", headers=headers)
 
 
 def _with_coupons(orders: list[Order]) -> list[dict]:

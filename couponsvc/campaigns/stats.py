@@ -19,7 +19,7 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict[str, Any]:
         select(Coupon.status, func.count()).where(Coupon.campaign_id == campaign.id)
         .group_by(Coupon.status)
     ).all())
-    hour = _hour_bucket(session)
+    hour = hour_bucket(session, Redemption.redeemed_at)
     rows = session.execute(
         select(hour.label("hour"), Redemption.store_id, Redemption.reversed_at.is_(None).label("kept"),
                func.count().label("n"), func.coalesce(func.sum(Redemption.uses), 0).label("uses"))
@@ -30,7 +30,7 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict[str, Any]:
     by_store: dict[str, dict[str, int]] = defaultdict(lambda: {"redemptions": 0, "uses": 0, "reversed": 0})
     redeemed = reversed_ = uses = 0
     for row in rows:
-        day = _local_day(row.hour, zone)
+        day = local_day(row.hour, zone)
         for bucket in (by_day[day], by_store[row.store_id]):
             if row.kept:
                 bucket["redemptions"] += row.n
@@ -58,15 +58,15 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def _hour_bucket(session: Session):
-    """Redemption time truncated to the UTC hour, as text both backends agree on."""
+def hour_bucket(session: Session, column):
+    """A time column truncated to the UTC hour, as text both backends agree on."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.date_trunc("hour", func.timezone("UTC", Redemption.redeemed_at)),
+        return func.to_char(func.date_trunc("hour", func.timezone("UTC", column)),
                             "YYYY-MM-DD HH24:00:00")
-    return func.strftime("%Y-%m-%d %H:00:00", Redemption.redeemed_at)
+    return func.strftime("%Y-%m-%d %H:00:00", column)
 
 
-def _local_day(hour_text: str, zone: ZoneInfo) -> str:
+def local_day(hour_text: str, zone: ZoneInfo) -> str:
     """The merchant's calendar day of a UTC hour (exact for whole-hour offsets such as China's)."""
     utc_hour = datetime.strptime(hour_text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     return utc_hour.astimezone(zone).date().isoformat()
