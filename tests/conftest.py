@@ -31,6 +31,7 @@ BACKEND = os.environ.get("COUPONSVC_TEST_DB", "postgresql")
 PG_URL = os.environ.get("COUPONSVC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("COUPONSVC_TEST_REDIS_URL", "")
 _private_redis = None
+_deselected_by_backend = False
 
 
 def pytest_sessionstart(session):
@@ -46,6 +47,9 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     if _private_redis is not None:
         _private_redis.kill()
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _deselected_by_backend:
+        # Every test asked for runs on the other pass (browser, PostgreSQL-only): not an error.
+        session.exitstatus = pytest.ExitCode.OK
 
 
 def pytest_report_header(config):
@@ -143,9 +147,30 @@ def client(app):
 def pytest_configure(config):
     config.addinivalue_line("markers", "config(**settings): app settings for this test")
     config.addinivalue_line("markers", "postgresql: needs PostgreSQL (races across connections)")
+    config.addinivalue_line("markers", "browser: drives chromium (every test in tests/browser/)")
+
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+
+
+def _runs_browser_tests() -> bool:
+    """COUPONSVC_TEST_BROWSER=1 or 0 decides; unset, the PostgreSQL pass runs them, so
+    ./scripts/test (PostgreSQL, then SQLite) runs each browser test once."""
+    wanted = os.environ.get("COUPONSVC_TEST_BROWSER", "")
+    return wanted == "1" if wanted in ("0", "1") else BACKEND == "postgresql"
 
 
 def pytest_collection_modifyitems(config, items):
+    global _deselected_by_backend
+    for item in items:
+        if BROWSER_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.browser)
+    if not _runs_browser_tests():
+        browser_items = [item for item in items if item.get_closest_marker("browser")]
+        if browser_items:
+            config.hook.pytest_deselected(items=browser_items)
+            items[:] = [item for item in items if not item.get_closest_marker("browser")]
+            _deselected_by_backend = True
     if BACKEND == "postgresql":
         return
     # Races between many connections are PostgreSQL's business; SQLite runs them
@@ -154,3 +179,4 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
+        _deselected_by_backend = True
