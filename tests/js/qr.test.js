@@ -13,25 +13,16 @@ const vectors = JSON.parse(fs.readFileSync(path.join(__dirname, "../vectors/qr.j
 const VENDOR = path.join(__dirname, "../../couponsvc/static/vendor");
 
 function nobleEntry() {
-  // scripts/vendor records where each library's entry file is; find noble's.
-  const manifest = path.join(VENDOR, "VENDOR.json");
-  if (!fs.existsSync(manifest)) return null;
-  const text = fs.readFileSync(manifest, "utf8");
-  const found = [];
-  (function walk(dir) {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (/noble/.test(full) && /\.m?js$/.test(entry.name) && /index|ed25519/.test(entry.name)) found.push(full);
-    }
-  })(VENDOR);
-  return text.includes("noble") && found.length ? found.sort((a, b) => a.length - b.length)[0] : null;
+  // scripts/vendor records each vendored package's version in VENDOR.json.
+  const manifest = JSON.parse(fs.readFileSync(path.join(VENDOR, "VENDOR.json"), "utf8"));
+  const noble = manifest.packages["@noble/ed25519"];
+  assert.ok(noble, "@noble/ed25519 is vendored");
+  return path.join(VENDOR, "@noble/ed25519", noble.version, "index.js");
 }
 
 async function verifiers() {
   const list = [["webcrypto", qr.webCryptoVerifier(globalThis.crypto.subtle)]];
-  const entry = nobleEntry();
-  if (entry) list.push(["noble", qr.nobleVerifier(await import(pathToFileURL(entry).href))]);
+  list.push(["noble", qr.nobleVerifier(await import(pathToFileURL(nobleEntry()).href))]);
   return list;
 }
 
@@ -91,9 +82,6 @@ test("chooseVerifier takes WebCrypto when it really verifies, else the fallback"
   assert.equal(await qr.chooseVerifier(broken, () => null), null);
   const liar = { importKey: () => Promise.resolve({}), verify: () => Promise.resolve(true) };
   assert.equal(await qr.chooseVerifier(liar, () => null), null, "a verify that says yes to all is no verifier");
-  const entry = nobleEntry();
-  if (entry) {
-    const chosen = await qr.chooseVerifier(broken, () => import(pathToFileURL(entry).href));
-    assert.equal(chosen.name, "noble");
-  }
+  const chosen = await qr.chooseVerifier(broken, () => import(pathToFileURL(nobleEntry()).href));
+  assert.equal(chosen.name, "noble");
 });
