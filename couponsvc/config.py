@@ -97,6 +97,17 @@ SETTINGS: tuple[Setting, ...] = (
             lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_DISABLE_FAILING_AFTER", "DISABLE_FAILING_AFTER", 3 * 86400, _seconds),
     Setting("COUPONSVC_SWEEP_INTERVAL", "SWEEP_INTERVAL", 1, lambda n, r: _int(n, r, minimum=1)),
+    # The admin pages' sign-in (docs/admin.md)
+    Setting("COUPONSVC_ADMIN_SESSION_IDLE", "ADMIN_SESSION_IDLE", 2 * 3600,
+            lambda n, r: _int(n, r, minimum=60)),
+    Setting("COUPONSVC_ADMIN_SESSION_MAX", "ADMIN_SESSION_MAX", 12 * 3600,
+            lambda n, r: _int(n, r, minimum=60)),
+    Setting("COUPONSVC_ADMIN_MAX_FAILURES", "ADMIN_MAX_FAILURES", 5,
+            lambda n, r: _int(n, r, minimum=1)),
+    Setting("COUPONSVC_ADMIN_LOCK_SECONDS", "ADMIN_LOCK_SECONDS", 900,
+            lambda n, r: _int(n, r, minimum=1)),
+    Setting("COUPONSVC_ADMIN_SIGNIN_LIMIT_PER_ADDRESS", "ADMIN_SIGNIN_LIMIT_PER_ADDRESS",
+            "20/15minutes", _str),
 )
 
 
