@@ -30,17 +30,37 @@ def init_app(app: Flask) -> None:
     app.after_request(_say_language)
 
 
+PAGE_LANGUAGE = "zh"
+LANGUAGE_COOKIE = "lang"
+PAGE_PREFIXES = ("/admin", "/scan")
+
+
+def is_page(path: str) -> bool:
+    """A page for people (the admin, the scanner, the landing page), not the JSON API."""
+    return path == "/" or any(path == p or path.startswith(f"{p}/") for p in PAGE_PREFIXES)
+
+
 def select_language() -> str:
-    """The best of `LANGUAGES` for the request's `Accept-Language`, else English."""
+    """The API: the best of `LANGUAGES` for `Accept-Language`, else English. Pages for
+    people: the `lang` cookie (the language switch), else `Accept-Language`, else Chinese."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
+    if is_page(request.path):
+        chosen = request.cookies.get(LANGUAGE_COOKIE)
+        if chosen in LANGUAGES:
+            return chosen
+        return _accepted() or PAGE_LANGUAGE
+    return _accepted() or DEFAULT_LANGUAGE
+
+
+def _accepted() -> str | None:
     # By the caller's order of preference, matching the primary subtag (zh-Hans-CN is zh),
     # which werkzeug's best_match does only after every exact match (so en;q=0.1 won).
     for value, quality in request.accept_languages:
         primary = value.split("-")[0].split("_")[0].lower()
         if quality > 0 and primary in LANGUAGES:
             return primary
-    return DEFAULT_LANGUAGE
+    return None
 
 
 def language() -> str:
@@ -53,6 +73,8 @@ def _say_language(response: Response) -> Response:
     """Every answer names the language its words are in (problems set it themselves)."""
     response.headers.setdefault("Content-Language", language())
     response.vary.add("Accept-Language")
+    if has_request_context() and is_page(request.path):
+        response.vary.add("Cookie")  # the language switch
     return response
 
 
