@@ -1,0 +1,53 @@
+"""The admin pages (`/admin`): server-rendered pages for operators and merchant managers.
+
+Each page module registers its views on the one `admin` blueprint; every view but the
+sign-in page is `@signed_in` (`guard.py`) and calls the same domain functions as the API
+with `g.principal`. `init_app` registers the blueprint, the landing page `/`, CSRF
+protection of every form outside the JSON API, the session cookie's flags and the
+template helpers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from flask import Blueprint, Flask
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+PAGE_MODULES = ("auth", "people_pages", "audit_pages", "dashboard", "campaigns", "coupons",
+                "integrations", "merchants")
+"""The page modules, imported so that their routes register; one still being written is
+skipped (the nav links only the pages that exist)."""
+
+
+def _import_pages() -> None:
+    for name in PAGE_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+
+
+_import_pages()
+
+
+def init_app(app: Flask) -> None:
+    from . import errors, formatting, guard, landing, nav
+
+    secure = str(app.config.get("PUBLIC_URL") or "").startswith("https://")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", secure)
+    app.config.setdefault("SESSION_COOKIE_NAME", "couponsvc_page")
+    guard.init_app(app)
+    formatting.init_app(app)
+    nav.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(admin)
+    app.register_blueprint(landing.landing)
+    if not any(rule.rule == "/admin/" for rule in app.url_map.iter_rules()):
+        from .auth import home
+
+        app.add_url_rule("/admin/", "admin.home", home)
