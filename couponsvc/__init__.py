@@ -31,7 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
-    from . import extensions, i18n, jobs, qr_keys, ratelimit
+    from . import admin, extensions, i18n, jobs, qr_keys, ratelimit
     from .api import register_api
     from .cli import register_cli
     from .errors import register_error_handlers
@@ -45,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     qr_keys.init_app(app)
     jobs.init_app(app)
     register_api(app)
+    admin.init_app(app)
     app.register_blueprint(health)
     app.register_blueprint(problems)
     register_error_handlers(app)
