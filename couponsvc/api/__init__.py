@@ -6,13 +6,23 @@ from flask import Flask
 
 from ..errors import DomainError
 from ..extensions import api
-from . import campaigns, coupons, events, integrations, merchants, orders, redemptions, request_body
+from . import (
+    campaigns,
+    coupons,
+    events,
+    integrations,
+    merchants,
+    orders,
+    redemptions,
+    request_body,
+    whoami,
+)
 from .operations import OperationsPlugin, add_examples
 from .schemas.common import ProblemSchema, storable
 from .webhooks_doc import document_events
 
 BLUEPRINTS = (merchants.blp, campaigns.blp, orders.blp, coupons.blp, redemptions.blp, events.blp,
-              integrations.blp)
+              integrations.blp, whoami.blp)
 
 
 def register_api(app: Flask) -> None:

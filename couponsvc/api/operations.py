@@ -149,6 +149,10 @@ OPERATIONS: dict[str, Operation] = {
     "POST /redemptions/{redemption_id}/reverse": Operation(
         "Reverse a redemption", "Gives the coupon its uses back within the merchant's reversal window.",
         ("redemption_not_found", "redemption_already_reversed", "reversal_window_closed")),
+    "GET /whoami": Operation(
+        "Tell the caller who it is", "The key, its merchant, the store a scanner key is pinned to (or "
+        "every store it may choose from) and the merchant's deals whose coupons can still be used: "
+        "what a scanner app shows and checks offline. A platform key has no merchant."),
     "GET /redemption-attempts": Operation(
         "List refused attempts", f"Refused validates and redeems: who tried what, where, and why. {CURSOR}"),
     # Events and integrations
