@@ -31,7 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
-    from . import admin, extensions, i18n, jobs, qr_keys, ratelimit
+    from . import admin, extensions, i18n, jobs, qr_keys, ratelimit, static_assets
     from .api import register_api
     from .cli import register_cli
     from .errors import register_error_handlers
@@ -44,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ratelimit.init_app(app)
     qr_keys.init_app(app)
     jobs.init_app(app)
+    static_assets.init_app(app)
     register_api(app)
     admin.init_app(app)
     app.register_blueprint(health)
@@ -55,6 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _configure(app: Flask) -> None:
+    from .static_assets import vendor_path
     from .web_session import AdminOnlySessionInterface
 
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -77,7 +79,9 @@ def _configure(app: Flask) -> None:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Vendored (scripts/vendor), served by the app: no CDN (templates/swagger_ui.html)
+        OPENAPI_SWAGGER_UI_URL=f"{app.static_url_path}/{vendor_path('swagger-ui-dist')}",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 2 * 1024 * 1024,
     )
 
