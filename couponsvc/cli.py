@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from werkzeug.security import generate_password_hash
 
 from . import campaigns
 from .extensions import db
-from .models import AdminUser
 from .principal import ROLES, create_key
 
 
@@ -41,21 +40,31 @@ def create_key_command(role, merchant_id, store_id, label):
 
 
 @click.command("create-admin")
-@click.option("--email", required=True)
-@click.option("--password", required=True)
+@click.option("--email", required=True, help="the operator's e-mail (what they sign in with)")
 @with_appcontext
-def create_admin(email, password):
-    """Store an operator account for the admin pages."""
-    email = email.strip().lower()
-    if "@" not in email or len(password) < 8:
-        raise click.ClickException("give a valid e-mail and a password of 8 characters or more")
-    user = db.session.query(AdminUser).filter_by(email=email).one_or_none()
-    if user is None:
-        user = AdminUser(email=email, password_hash="")
-        db.session.add(user)
-    user.password_hash = generate_password_hash(password)
+def create_admin(email):
+    """Create an operator of the admin pages (sees every merchant), or set their password.
+
+    The password is read from COUPONSVC_ADMIN_PASSWORD, else asked for (twice, not shown);
+    never from the command line, where other users and the shell history would see it.
+    """
+    from .domain_error import DomainError
+    from .people import MIN_PASSWORD_LENGTH, set_operator_password
+
+    password = os.environ.get("COUPONSVC_ADMIN_PASSWORD")
+    if not password:
+        password = click.prompt(f"Password (at least {MIN_PASSWORD_LENGTH} characters)",
+                                hide_input=True, confirmation_prompt=True, err=True)
+    try:
+        user, created = set_operator_password(db.session, email, password)
+    except DomainError as error:
+        db.session.rollback()
+        fields = error.extra.get("errors") or {}
+        raise click.ClickException("; ".join(f"{name}: {' '.join(messages)}"
+                                             for name, messages in fields.items())
+                                   or error.detail) from None
     db.session.commit()
-    click.echo(f"admin {email} saved", err=True)
+    click.echo(f"operator {user.email} {'created' if created else 'password set'}", err=True)
 
 
 @click.command("close-due")

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
-from werkzeug.security import check_password_hash
 
 from couponsvc.data_keys import DataKeys
 from couponsvc.extensions import db
@@ -43,21 +43,61 @@ def test_create_key_refuses_an_unknown_role_as_a_usage_error(app):
     assert "Invalid value for '--role': 'owner' is not one of" in result.stderr
 
 
-def test_create_admin_stores_a_hashed_password(app):
+def test_create_admin_reads_the_password_from_a_prompt_twice(app):
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["create-admin", "--email", "Ops@Example.cn", "--password", "s3cret-pass"]).exit_code == 0
+    result = runner.invoke(args=["create-admin", "--email", "Ops@Example.cn"],
+                           input="s3cret-pass-1\ns3cret-pass-1\n")
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pass-1" not in result.output  # hidden as typed
+    assert "Repeat for confirmation" in result.output
     with app.app_context():
         user = db.session.execute(select(AdminUser)).scalar_one()
-        assert user.email == "ops@example.cn"
-        assert user.password_hash != "s3cret-pass"
-        assert check_password_hash(user.password_hash, "s3cret-pass")
+        assert (user.email, user.role, user.merchant_id) == ("ops@example.cn", "operator", None)
+        assert user.password_hash.startswith("$argon2id$")
+        assert PasswordHasher().verify(user.password_hash, "s3cret-pass-1")
+
+
+def test_create_admin_refuses_a_prompt_answered_differently_twice(app):
+    result = app.test_cli_runner().invoke(args=["create-admin", "--email", "ops@example.cn"],
+                                          input="s3cret-pass-1\nanother-pass-2\n")
+    assert result.exit_code != 0
+    assert "do not match" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AdminUser)) == 0
+
+
+def test_create_admin_reads_the_password_from_the_environment(app, monkeypatch):
+    monkeypatch.setenv("COUPONSVC_ADMIN_PASSWORD", "from-the-env-1")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["create-admin", "--email", "ops@example.cn"]).exit_code == 0
+    monkeypatch.setenv("COUPONSVC_ADMIN_PASSWORD", "changed-later-2")
+    again = runner.invoke(args=["create-admin", "--email", "ops@example.cn"])
+    assert again.exit_code == 0, again.output
+    assert again.stderr == "operator ops@example.cn password set\n"
+    with app.app_context():
+        user = db.session.execute(select(AdminUser)).scalar_one()
+        assert PasswordHasher().verify(user.password_hash, "changed-later-2")
+
+
+def test_create_admin_takes_no_password_on_the_command_line(app):
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "--email", "ops@example.cn", "--password", "s3cret-pass-1"])
+    assert result.exit_code == 2
+    assert "No such option '--password'" in result.stderr
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AdminUser)) == 0
+
+
+def test_create_admin_refuses_a_bad_email_or_a_short_password(app, monkeypatch):
+    runner = app.test_cli_runner()
     for email, password in (("x", "long-enough-pass"), ("ops@example.cn", "short")):
-        refused = runner.invoke(args=["create-admin", "--email", email, "--password", password])
+        monkeypatch.setenv("COUPONSVC_ADMIN_PASSWORD", password)
+        refused = runner.invoke(args=["create-admin", "--email", email])
         assert refused.exit_code == 1, refused.output
-        assert refused.stderr == "Error: give a valid e-mail and a password of 8 characters or more\n"
+        assert refused.stderr.startswith("Error: ")
+        assert ("email" if email == "x" else "password") in refused.stderr
     with app.app_context():
-        user = db.session.execute(select(AdminUser)).scalar_one()
-        assert check_password_hash(user.password_hash, "s3cret-pass")
+        assert db.session.scalar(select(func.count()).select_from(AdminUser)) == 0
 
 
 def test_close_due_closes_ended_and_failed(app, client):
