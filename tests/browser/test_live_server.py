@@ -7,7 +7,7 @@ from .conftest import browser_log
 
 def test_the_browser_sees_what_the_test_client_made(client, page):
     merchant = client.merchant(name="面馆")
-    page.goto("/health")
+    page.goto("/problems/")
     seen = page.evaluate(
         """([id, key]) => fetch('/api/v1/merchants/' + id, {headers: {Authorization: 'Bearer ' + key}})
                            .then(answer => answer.json())""",
@@ -16,7 +16,7 @@ def test_the_browser_sees_what_the_test_client_made(client, page):
 
 
 def test_a_request_for_another_host_is_recorded_and_never_answered(page):
-    page.goto("/health")
+    page.goto("/problems/")
     outcome = page.evaluate("""() => fetch('https://cdn.jsdelivr.net/npm/htmx.org')
                                  .then(() => 'answered', () => 'refused')""")
     assert outcome == "refused"
