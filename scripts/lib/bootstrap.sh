@@ -7,6 +7,8 @@
 #   ensure_postgres [HOST PORT USER DB] PostgreSQL answering: running, else started,
 #                                       else installed from apt (root only)
 #   ensure_redis [HOST PORT]            Redis answering: running, else started, else installed
+#   ensure_browser                      chromium and a CJK font (fonts-noto-cjk) for the browser
+#                                       tests: installed from apt when missing (root only)
 #
 # Status lines go to standard error. Set COUPONSVC_NO_INSTALL=1 to forbid apt-get.
 
@@ -233,4 +235,32 @@ ensure_redis() {
     _wait_for 15 _redis_ping "$host" "$port" \
         || die "Redis did not answer on ${host}:${port} (see ${logfile})"
     say "Redis on ${host}:${port}: started"
+}
+
+# --- chromium, for the browser tests -------------------------------------------
+
+_has_cjk_font() {
+    if command -v dpkg-query >/dev/null 2>&1 \
+        && [[ "$(dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null)" == "install ok installed" ]]; then
+        return 0
+    fi
+    command -v fc-list >/dev/null 2>&1 && [[ -n "$(fc-list :lang=zh 2>/dev/null | head -n 1)" ]]
+}
+
+ensure_browser() {
+    # Playwright drives Debian's chromium (its own browser download is not used); Chinese
+    # pages need a CJK font or screenshots show boxes.
+    local missing=()
+    [[ -x "${COUPONSVC_CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium)
+    _has_cjk_font || missing+=(fonts-noto-cjk)
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        say "chromium and a CJK font: installed"
+        return 0
+    fi
+    if _may_apt_install; then
+        _apt_install "${missing[@]}"
+        say "chromium and a CJK font: installed"
+    else
+        say "warning: ${missing[*]} missing and not installable here (need root with apt-get, and COUPONSVC_NO_INSTALL unset): the browser tests will be skipped, or fail when CI is set"
+    fi
 }
