@@ -23,7 +23,8 @@ def test_redemption_rows_and_event_payload(client, app):
             "coupon": {"code": coupon["code"], "campaign_id": shop.campaign["id"],
                        "order_id": order_id, "uses_left": 1, "seq": 3},
             "redemption": {"id": done["id"], "store_id": shop.store["id"], "uses": 2,
-                           "redeemed_at": redemption.redeemed_at.isoformat(), "device_id": "till-7"},
+                           "redeemed_at": redemption.redeemed_at.isoformat(), "device_id": "till-7",
+                           "scanned_at": redemption.redeemed_at.isoformat(), "uploaded_at": None},
             "campaign": {"id": shop.campaign["id"], "title": "双人套餐 · 老街", "price": 3990,
                          "currency": "CNY"},
         }
@@ -31,7 +32,8 @@ def test_redemption_rows_and_event_payload(client, app):
         assert event.coupon_seq == 3  # written pending (1), activated by its tipping order (2), redeemed (3)
         assert (redemption.coupon_code, redemption.store_id, redemption.uses, redemption.device_id,
                 redemption.campaign_id) == (coupon["code"], shop.store["id"], 2, "till-7", shop.campaign["id"])
-        assert event.created_at == redemption.redeemed_at
+        assert event.created_at == redemption.redeemed_at == redemption.scanned_at
+        assert redemption.uploaded_at is None
 
 
 def test_a_refused_redeem_writes_nothing(client, app):

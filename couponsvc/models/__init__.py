@@ -8,10 +8,10 @@ from .integration import Delivery, DeliveryAttempt, Integration, Subscription
 from .job import Job
 from .merchant import ApiKey, Merchant, Store
 from .person import AdminSession, AdminUser, AuditEntry
-from .redemption import Redemption, RedemptionAttempt
+from .redemption import OfflineScan, Redemption, RedemptionAttempt
 
 __all__ = [
     "AdminSession", "AdminUser", "ApiKey", "AuditEntry", "Campaign", "Coupon", "CustomerPurchase", "Delivery", "DeliveryAttempt",
-    "Event", "IdempotencyRecord", "Integration", "Job", "Subscription", "Merchant", "Order", "Redemption", "RedemptionAttempt",
+    "Event", "IdempotencyRecord", "Integration", "Job", "Subscription", "Merchant", "OfflineScan", "Order", "Redemption", "RedemptionAttempt",
     "Revocation", "Store", "campaign_stores",
 ]

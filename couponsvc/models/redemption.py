@@ -1,10 +1,10 @@
-"""Redemptions at the till, and every refused attempt."""
+"""Redemptions at the till, every refused attempt, and the outcomes of offline scans."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..timeutil import UTCDateTime, utcnow
@@ -12,6 +12,10 @@ from .base import Base
 
 
 class Redemption(Base):
+    """A use of a coupon. `redeemed_at` is when couponsvc recorded it; `scanned_at` when the
+    till scanned the coupon (the same moment online; the device's time for a scan made
+    offline); `uploaded_at` is set only for an offline scan, when its batch arrived."""
+
     __tablename__ = "redemptions"
     __table_args__ = (
         Index("ix_redemptions_coupon", "coupon_code"),
@@ -27,6 +31,8 @@ class Redemption(Base):
     device_id: Mapped[str | None] = mapped_column(String(100), default=None)
     uses: Mapped[int] = mapped_column(default=1)
     redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     reversal_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     reversed_by_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -52,3 +58,27 @@ class RedemptionAttempt(Base):
     device_id: Mapped[str | None] = mapped_column(String(100))
     client_address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    scanned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # offline scans
+
+
+class OfflineScan(Base):
+    """An offline scan uploaded in a batch (`POST /redemptions/batch`) and its first outcome,
+    kept per merchant, device and the device's nonce, so that the same scan uploaded again
+    is answered the same and never redeemed twice. `fingerprint` tells a repeat of the
+    scan from another scan sent under the same nonce."""
+
+    __tablename__ = "offline_scans"
+    __table_args__ = (PrimaryKeyConstraint("merchant_id", "device_id", "nonce"),)
+
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    device_id: Mapped[str] = mapped_column(String(100))
+    nonce: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # accepted | conflict | rejected
+    reason: Mapped[str | None] = mapped_column(String(40))
+    redemption_id: Mapped[str | None] = mapped_column(String(40))
+    coupon_code: Mapped[str | None] = mapped_column(String(16))
+    store_id: Mapped[str | None] = mapped_column(String(40))
+    api_key_id: Mapped[str | None] = mapped_column(String(40))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -34,11 +34,16 @@ def voided(*, merchant_id: str, coupon_data: dict[str, Any], reason: str) -> dic
     return {"merchant_id": merchant_id, "coupon": coupon_data, "reason": reason}
 
 
+REDEMPTION_FIELDS = ("id", "store_id", "uses", "redeemed_at", "device_id", "scanned_at", "uploaded_at")
+
+
 def redemption(*, id: str, store_id: str, uses: int, redeemed_at: str,  # noqa: A002
-               device_id: str | None) -> dict[str, Any]:
-    """`data.redemption` of `coupon.redeemed`: what the till's request decided."""
+               device_id: str | None, scanned_at: str, uploaded_at: str | None) -> dict[str, Any]:
+    """`data.redemption` of `coupon.redeemed`: what the till's request decided. `redeemed_at`
+    is when couponsvc recorded it, `scanned_at` when the till scanned the coupon (the same
+    moment online), `uploaded_at` when an offline scan was uploaded (None online)."""
     return {"id": id, "store_id": store_id, "uses": uses, "redeemed_at": redeemed_at,
-            "device_id": device_id}
+            "device_id": device_id, "scanned_at": scanned_at, "uploaded_at": uploaded_at}
 
 
 def redeemed(row, redemption_data: dict[str, Any]) -> dict[str, Any]:
@@ -83,10 +88,9 @@ def coupon_sql(columns, *, status: str | ColumnElement | None = None) -> json_ob
     return json_object(*_pairs(values))
 
 
-def redemption_sql(**values: ColumnElement) -> json_object:
-    """`data.redemption` built in SQL (the fields of `redemption`)."""
-    return json_object(*_pairs({name: values[name] for name in
-                                ("id", "store_id", "uses", "redeemed_at", "device_id")}))
+def redemption_sql(**values: ColumnElement | str | None) -> json_object:
+    """`data.redemption` built in SQL (the fields of `redemption`, `REDEMPTION_FIELDS`)."""
+    return json_object(*_pairs({name: values[name] for name in REDEMPTION_FIELDS}))
 
 
 def redeemed_sql(columns, redemption_data: ColumnElement) -> json_object:

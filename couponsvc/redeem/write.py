@@ -4,7 +4,8 @@ The redeemable rule is stated once, as SQLAlchemy Core (`redeemable`): a coupon 
 is active, in its validity, with enough uses left, of the caller's merchant (and of the
 signed QR's campaign), honoured at a store of its merchant, scanned with a key that is
 not revoked (so the redeem view need not ask the database about the key separately:
-`requires_live_key_in_write`).
+`requires_live_key_in_write`). What is asked (`Asked`) is bind parameters for one
+redeem, or the columns of a table of scans for the offline batch (`batch_write.py`).
 
 Two forms of the same writes, both built from that Core:
 - PostgreSQL runs the UPDATE, the redemption, the event, its fan-out to the merchant's
@@ -112,42 +113,67 @@ def _param(name: str, type_=None):
     return bindparam(name, type_=type_)
 
 
-def redeemable(any_merchant: bool, signed_campaign: bool) -> list[ColumnElement]:
+@dataclass(frozen=True)
+class Asked:
+    """What a redeem asks for, as SQL expressions: which coupon, at which store, how many
+    uses, the moment the coupon must be valid at, with which key, for which merchant (None:
+    any, a platform key) and which signed campaign (None: a typed code)."""
+
+    code: ColumnElement
+    store_id: ColumnElement
+    uses: ColumnElement
+    at: ColumnElement
+    api_key_id: ColumnElement
+    merchant_id: ColumnElement | None
+    campaign_id: ColumnElement | None
+
+
+def _bound(any_merchant: bool, signed_campaign: bool) -> Asked:
+    """One redeem's bind parameters (`_params`)."""
+    return Asked(code=_param("p_code"), store_id=_param("p_store_id"), uses=_param("p_uses", Integer()),
+                 at=_param("p_now", _COUPONS.c.valid_from.type), api_key_id=_param("p_api_key_id"),
+                 merchant_id=None if any_merchant else _param("p_merchant_id"),
+                 campaign_id=_param("p_campaign_id") if signed_campaign else None)
+
+
+def redeemable(asked: Asked) -> list[ColumnElement]:
     """The conditions a coupon row must meet to be redeemed: the rule, stated once."""
     c = _COUPONS.c
     links = campaign_stores.c
-    now = _param("p_now", c.valid_from.type)
-    store_id, uses = _param("p_store_id"), _param("p_uses", Integer())
     conditions = [
-        c.code == _param("p_code"),
+        c.code == asked.code,
         c.status == "active",
-        c.uses_left >= uses,
-        c.valid_from <= now,
-        c.valid_until > now,
-        exists().where(Store.id == store_id, Store.merchant_id == c.merchant_id),
-        exists().where(ApiKey.id == _param("p_api_key_id"), ApiKey.revoked_at.is_(None)),
+        c.uses_left >= asked.uses,
+        c.valid_from <= asked.at,
+        c.valid_until > asked.at,
+        exists().where(Store.id == asked.store_id, Store.merchant_id == c.merchant_id),
+        exists().where(ApiKey.id == asked.api_key_id, ApiKey.revoked_at.is_(None)),
         or_(
             ~exists().where(links.campaign_id == c.campaign_id),
-            exists().where(links.campaign_id == c.campaign_id, links.store_id == store_id),
+            exists().where(links.campaign_id == c.campaign_id, links.store_id == asked.store_id),
         ),
     ]
-    if not any_merchant:
-        conditions.append(c.merchant_id == _param("p_merchant_id"))
-    if signed_campaign:
-        conditions.append(c.campaign_id == _param("p_campaign_id"))
+    if asked.merchant_id is not None:
+        conditions.append(c.merchant_id == asked.merchant_id)
+    if asked.campaign_id is not None:
+        conditions.append(c.campaign_id == asked.campaign_id)
     return conditions
 
 
-def _update(any_merchant: bool, signed_campaign: bool):
+def redeem_update(asked: Asked):
+    """UPDATE coupons: take the uses asked of every redeemable coupon asked for."""
     c = _COUPONS.c
-    uses = _param("p_uses", Integer())
     return (
         update(_COUPONS)
-        .where(*redeemable(any_merchant, signed_campaign))
-        .values(uses_left=c.uses_left - uses,
-                status=case((c.uses_left - uses == 0, "redeemed"), else_=c.status),
+        .where(*redeemable(asked))
+        .values(uses_left=c.uses_left - asked.uses,
+                status=case((c.uses_left - asked.uses == 0, "redeemed"), else_=c.status),
                 seq=c.seq + 1)
     )
+
+
+def _update(any_merchant: bool, signed_campaign: bool):
+    return redeem_update(_bound(any_merchant, signed_campaign))
 
 
 def _params(w: Write) -> dict[str, Any]:
@@ -155,7 +181,7 @@ def _params(w: Write) -> dict[str, Any]:
               "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
               "p_api_key_id": w.api_key_id, "p_redemption_id": w.redemption_id,
               "p_event_id": w.event_id, "p_device_id": w.device_id,
-              "p_redeemed_at": w.now.isoformat()}
+              "p_redeemed_at": w.now.isoformat(), "p_scanned_at": w.now.isoformat()}
     if w.claim is not None:
         params.update(p_claim_api_key_id=w.claim.api_key_id, p_claim_key=w.claim.key,
                       p_claim_hash=w.claim.request_hash)
@@ -190,7 +216,7 @@ def _redemption_sql() -> ColumnElement:
     return payload.redemption_sql(
         id=_text("p_redemption_id"), store_id=_text("p_store_id"),
         uses=cast(_param("p_uses"), Integer), redeemed_at=_text("p_redeemed_at"),
-        device_id=_text("p_device_id"))
+        device_id=_text("p_device_id"), scanned_at=_text("p_scanned_at"), uploaded_at=None)
 
 
 def _snapshot_sql(k) -> ColumnElement:
@@ -220,10 +246,10 @@ def _postgresql_statement(any_merchant: bool, signed_campaign: bool,
          .join_from(changed, _CAMPAIGNS, m.id == changed.c.campaign_id).cte("k"))
     redemption = insert(Redemption.__table__).from_select(
         ["id", "coupon_code", "campaign_id", "merchant_id", "store_id", "api_key_id", "device_id",
-         "uses", "redeemed_at"],
+         "uses", "redeemed_at", "scanned_at"],
         select(_param("p_redemption_id"), k.c.code, k.c.campaign_id, k.c.merchant_id,
                _param("p_store_id"), _param("p_api_key_id"), _param("p_device_id"),
-               _param("p_uses", Integer()), now),
+               _param("p_uses", Integer()), now, now),
     ).cte("r")
     event = insert_events(
         select(_param("p_event_id"), literal("coupon.redeemed"), k.c.merchant_id, k.c.code, k.c.seq,
@@ -257,7 +283,7 @@ def event_data(row: Row, w: Write) -> dict[str, Any]:
     """The data of `coupon.redeemed` (the SQL form: `payload.redeemed_sql`)."""
     return payload.redeemed(row, payload.redemption(
         id=w.redemption_id, store_id=w.store_id, uses=w.uses, redeemed_at=w.now.isoformat(),
-        device_id=w.device_id))
+        device_id=w.device_id, scanned_at=w.now.isoformat(), uploaded_at=None))
 
 
 def _portable(session: Session, w: Write) -> Row | None:
@@ -268,7 +294,7 @@ def _portable(session: Session, w: Write) -> Row | None:
     session.execute(_INSERT_REDEMPTION, {
         "id": w.redemption_id, "coupon_code": w.code, "campaign_id": row.campaign_id,
         "merchant_id": row.merchant_id, "store_id": w.store_id, "api_key_id": w.api_key_id,
-        "device_id": w.device_id, "uses": w.uses, "redeemed_at": w.now,
+        "device_id": w.device_id, "uses": w.uses, "redeemed_at": w.now, "scanned_at": w.now,
     })
     emit(session, "coupon.redeemed", merchant_id=row.merchant_id, coupon_code=w.code,
          coupon_seq=row.seq, data=event_data(row, w), event_id=w.event_id, created_at=w.now)

@@ -103,7 +103,7 @@ class _Redemption(Schema):
     id = _req(fields.Str())
     store_id = _req(fields.Str())
     uses = _req(fields.Int())
-    redeemed_at = _req(fields.DateTime())
+    redeemed_at = _req(fields.DateTime(), "when couponsvc recorded the redemption")
 
 
 # The data of each event type
@@ -169,6 +169,10 @@ class CouponIssuedInBulkData(Schema):
 
 class RedeemedRedemption(_Redemption):
     device_id = _req(fields.Str(allow_none=True))
+    scanned_at = _req(fields.DateTime(), "when the till scanned the coupon: `redeemed_at` online, "
+                                         "the device's time for a scan made offline")
+    uploaded_at = _req(fields.DateTime(allow_none=True),
+                       "when an offline scan was uploaded (`POST /redemptions/batch`); null online")
 
 
 class RedeemedCampaign(Schema):
