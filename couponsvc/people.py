@@ -437,3 +437,12 @@ def count_live_sessions(session: Session, user_ids: list[str], *, policy: SignIn
             AdminSession.expires_at > now, AdminSession.last_seen_at > idle_since)
         .group_by(AdminSession.user_id))
     return {user_id: count for user_id, count in rows}
+
+
+def merchant_choices(session: Session, principal: Principal, *, limit: int = 1000) -> list[Merchant]:
+    """The merchants whose people the principal may manage: all for an operator (by name),
+    their own for a manager."""
+    query = select(Merchant).order_by(Merchant.name, Merchant.id).limit(limit)
+    if principal.merchant_scope is not None:
+        query = query.where(Merchant.id == principal.merchant_scope)
+    return list(session.scalars(query))

@@ -37,10 +37,10 @@ def init_app(app: Flask) -> None:
     from . import errors, formatting, guard, landing, nav
 
     secure = str(app.config.get("PUBLIC_URL") or "").startswith("https://")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", secure)
-    app.config.setdefault("SESSION_COOKIE_NAME", "couponsvc_page")
+    # The cookie session of the pages (the CSRF token, flash messages); the admin's own
+    # cookie (guard.COOKIE) gets the same flags where it is set.
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=secure, SESSION_COOKIE_NAME="couponsvc_page")
     guard.init_app(app)
     formatting.init_app(app)
     nav.init_app(app)
