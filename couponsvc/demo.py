@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import campaigns, codes, merchants
+from . import campaigns, codes, merchants, people
 from .models import Campaign, Coupon, Event, Merchant, Store
 from .orders import place_order
 from .principal import PLATFORM, Principal, create_key
@@ -21,10 +21,13 @@ from .timeutil import utcnow
 
 DEMO_MERCHANT = "老街牛肉面 (demo)"
 README_CODE = "K7QM3XPA9RTM"  # the README's example code: shown as K7QM-3XPA-9RTM
+DEMO_OPERATOR = "operator@demo.example"
+DEMO_MANAGER = "manager@demo.example"
 
 
 def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_kid: str) -> list[str]:
-    """Create the demo merchant once; every call prints fresh keys. Returns printable lines."""
+    """Create the demo merchant once; every call prints fresh keys, and fresh passwords of
+    the demo's operator and manager of the admin pages. Returns printable lines."""
     operator = Principal(key_id="demo", role=PLATFORM, merchant_id=None, store_id=None)
     merchant = session.execute(select(Merchant).where(Merchant.name == DEMO_MERCHANT)).scalar_one_or_none()
     if merchant is None:
@@ -53,6 +56,10 @@ def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_k
     manager = create_key(session, role="manager", merchant_id=merchant.id, label="demo manager")
     scanner = create_key(session, role="scanner", merchant_id=merchant.id, store_id=stores[0].id,
                          label="demo till")
+    _, operator_password = people.demo_person(session, email=DEMO_OPERATOR, role=people.OPERATOR,
+                                              name="演示运营")
+    _, manager_password = people.demo_person(session, email=DEMO_MANAGER, role=people.MANAGER,
+                                             merchant_id=merchant.id, name="演示店长")
     session.commit()
     base = public_url or "http://127.0.0.1:5000"
     sample = session.execute(select(Coupon.code).where(
@@ -67,6 +74,9 @@ def load_demo(session: Session, *, public_url: str | None, max_window: int, qr_k
         f"scanner key   {scanner.secret}   (pinned to {stores[0].name})",
         f"coupon     {codes.display(sample) if sample else '(all used)'}  (type it at the till)",
         f"docs       {base}/api/v1/docs",
+        f"admin      {base}/admin/  (sign in as one of these two; passwords shown once)",
+        f"operator   {DEMO_OPERATOR}  password {operator_password}   (every merchant)",
+        f"manager    {DEMO_MANAGER}  password {manager_password}   ({merchant.name})",
     ]
 
 

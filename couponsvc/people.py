@@ -173,6 +173,21 @@ def set_operator_password(session: Session, email: str, password: str) -> tuple[
     return user, False
 
 
+def demo_person(session: Session, *, email: str, role: str, merchant_id: str | None = None,
+                name: str = "") -> tuple[AdminUser, str]:
+    """The demo's person with this e-mail, created or given a fresh generated password (and
+    let in again), like the demo's fresh keys. Returns the person and the password."""
+    password = generate_password()
+    user = session.scalar(select(AdminUser).where(AdminUser.email == normalise_email(email)))
+    if user is None:
+        user = create_person(session, SYSTEM, email=email, password=password, role=role,
+                             merchant_id=merchant_id, name=name)
+    else:
+        user.password_hash = hash_password(password)
+        user.failed_logins, user.locked_until, user.disabled_at = 0, None, None
+    return user, password
+
+
 def visible_person(session: Session, principal: Principal, user_id: str) -> AdminUser:
     """A person the principal may manage: any for an operator; for a manager, the people
     of their own merchant (operators and other merchants' people are `not_found`)."""
