@@ -3,11 +3,9 @@ written is left out until its route is registered), and the template helpers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
-from flask import Flask, current_app, g, request, url_for
+from flask import Flask, current_app, g, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 
@@ -56,21 +54,5 @@ def nav() -> list[dict]:
     return items
 
 
-def vendor(package: str, name: str) -> str:
-    """The URL of a vendored file (`static/vendor/<package>/<version>/<name>`), its version
-    read from VENDOR.json."""
-    versions = current_app.extensions.get("couponsvc.vendor_versions")
-    if versions is None:
-        path = Path(current_app.static_folder or "", "vendor", "VENDOR.json")
-        try:
-            packages = json.loads(path.read_text()).get("packages", {})
-        except (OSError, ValueError):
-            packages = {}
-        versions = {name: entry.get("version", "") for name, entry in packages.items()}
-        current_app.extensions["couponsvc.vendor_versions"] = versions
-    return url_for("static", filename=f"vendor/{package}/{versions.get(package, '')}/{name}")
-
-
 def _helpers() -> dict:
-    return {"admin_nav": nav, "csrf_token": generate_csrf, "vendor": vendor,
-            "page_language": i18n.language}
+    return {"admin_nav": nav, "csrf_token": generate_csrf, "page_language": i18n.language}
