@@ -315,6 +315,9 @@
       if (!prepared.refusal) {
         $("code").value = "";
       }
+      if (CouponCodes.isValid(raw)) {
+        prepared.display = CouponCodes.display(raw);
+      }
       act(prepared, null);
     }, function () {
       busy = false;
@@ -324,6 +327,9 @@
 
   function act(prepared, timing) {
     if (prepared.refusal) {
+      if (prepared.display && !prepared.refusal.display) {
+        prepared.refusal.display = prepared.display;
+      }
       answer(prepared.refusal, timing);
       return;
     }
@@ -331,13 +337,16 @@
       askUses(prepared, timing);
       return;
     }
-    redeem(prepared.scan, 1, timing);
+    redeem(prepared.scan, 1, timing, prepared.display);
   }
 
-  function redeem(scanned, uses, timing) {
+  function redeem(scanned, uses, timing, display) {
     busy = true;
     checking();
     till.redeem(scanned, uses).then(function (outcome) {
+      if (display && !outcome.display) {
+        outcome.display = display;
+      }
       answer(outcome, timing);
     }, function () {
       answer({ outcome: "refused", reason: "network_error", source: "device" }, timing);
@@ -349,19 +358,28 @@
 
   function askUses(prepared, timing) {
     var box = $("uses");
+    var result = $("result");
+    result.className = "result asking";
+    result.setAttribute("data-outcome", "asking");
+    result.removeAttribute("data-code");
+    $("result-heading").textContent = strings.ask_uses;
+    $("result-title").textContent = prepared.deal ? prepared.deal.title : "";
+    ["result-detail", "result-uses"].forEach(function (id) { $(id).textContent = ""; });
+    show("reverse", false);
     var count = $("uses-count");
     count.value = "1";
     count.max = String(prepared.maxUses);
-    $("uses-title").textContent = prepared.deal ? prepared.deal.title : "";
+    $("uses-max").textContent = say(strings.uses_at_most, { max: prepared.maxUses });
     show("uses", true);
     $("uses-go").onclick = function () {
       var n = Math.max(1, Math.min(prepared.maxUses, parseInt(count.value, 10) || 1));
       show("uses", false);
-      redeem(prepared.scan, n, timing);
+      redeem(prepared.scan, n, timing, prepared.display);
     };
     $("uses-cancel").onclick = function () {
       show("uses", false);
       till.debouncer.forget();
+      answer({ outcome: "idle" }, null);
     };
     box.scrollIntoView({ block: "nearest" });
     $("uses-go").focus();
@@ -419,14 +437,19 @@
       heading = strings.queued;
       detail = (outcome.display ? outcome.display + " · " : "") + strings.queued_detail;
       uses = outcome.uses > 1 ? say(strings.uses_taken, { uses: outcome.uses }) : "";
+    } else if (outcome.outcome === "idle") {
+      heading = strings.ready;
     } else if (outcome.outcome === "reversed") {
       heading = strings.reversed;
       detail = outcome.display || "";
     } else {
       heading = strings.reason[outcome.reason] || strings.reason.other;
       detail = refusalDetail(outcome);
+      if (detail === heading || (outcome.problem && detail === outcome.problem.title && outcome.source !== "device")) {
+        detail = ""; // the server's title says what the heading says
+      }
       if (outcome.display && detail.indexOf(outcome.display) < 0) {
-        detail = outcome.display + " · " + detail;
+        detail = outcome.display + (detail ? " · " + detail : "");
       }
     }
     $("result-heading").textContent = heading;
@@ -456,14 +479,21 @@
       show("reverse", false);
       return;
     }
-    button.textContent = say(strings.reverse_until, { time: clockTime(outcome.reversibleUntil).slice(0, 5) });
-    show("reverse", true);
-    countdown = setInterval(function () {
-      if (Date.now() >= outcome.reversibleUntil) {
+    function tick() {
+      var left = Math.max(0, Math.ceil((outcome.reversibleUntil - Date.now()) / 1000));
+      if (!left) {
         clearInterval(countdown);
         show("reverse", false);
+        return;
       }
-    }, 1000);
+      var seconds = left % 60;
+      button.textContent = say(strings.reverse_left, {
+        time: Math.floor(left / 60) + ":" + (seconds < 10 ? "0" : "") + seconds
+      });
+    }
+    tick();
+    show("reverse", true);
+    countdown = setInterval(tick, 1000);
   }
 
   function reverse() {
