@@ -17,6 +17,7 @@ redemption's CPU for limits this service never declares through it.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager
@@ -119,3 +120,27 @@ def _safe(call, *args) -> bool:
     except Exception:
         current_app.logger.warning("rate limit storage unavailable", exc_info=True)
         return True
+
+
+class LookupBudget:
+    """The same budget for a request that looks many coupons up at once (the offline batch,
+    `redeem/batch.py`, which knows no Flask): refused while over budget, like a single
+    look-up; then its failures are counted together, and when they are more than the
+    budget has left the whole request is `429` (the counts are kept), so a batch cannot
+    tell which of more guesses than the budget allows are real coupons."""
+
+    def __init__(self, key_id: str | None) -> None:
+        self.key_id = key_id
+        self.enabled = current_app.config["RATELIMIT_ENABLED"]
+
+    def refuse_over_budget(self) -> None:
+        if self.enabled:
+            _refuse_over_budget(self.key_id)
+
+    def count_failures(self, failures: int) -> None:
+        if not (self.enabled and failures):
+            return
+        strategy = current_app.extensions["couponsvc.limiter"]
+        for item, kind, identity in _buckets(self.key_id):
+            if not _safe(functools.partial(strategy.hit, cost=failures), item, "lookup", kind, identity):
+                _refuse(strategy, item, kind, identity)
