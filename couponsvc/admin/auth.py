@@ -102,6 +102,22 @@ def sign_in():
     return response
 
 
+_BROWSERS = (("MicroMessenger", "WeChat"), ("DingTalk", "DingTalk"), ("Edg/", "Edge"),
+             ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Chromium/", "Chromium"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+@admin.app_template_filter("browser")
+def browser(user_agent: str | None) -> str:
+    """`Chrome · Android` from a User-Agent header (the whole header is in the title)."""
+    agent = user_agent or ""
+    name = next((label for mark, label in _BROWSERS if mark in agent), "")
+    system = next((label for mark, label in _SYSTEMS if mark in agent), "")
+    return " · ".join(part for part in (name, system) if part) or agent[:40]
+
+
 def _refusal(outcome: people.SignIn) -> str:
     if outcome.reason in ("locked", "address_limited"):
         minutes = max(1, math.ceil((outcome.retry_after or 60) / 60))

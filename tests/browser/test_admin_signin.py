@@ -80,3 +80,33 @@ def test_an_account_is_locked_after_repeated_failures(app, page, locale):
     assert words["locked"] in page.get_by_role("alert").inner_text()
     assert re.search(r"/admin/sign-in", page.url)
     screenshot(page, f"admin-sign-in-locked-{locale[:2]}-1280")
+
+
+def test_the_people_pages_fit_a_phone_and_a_screen(app, client, live_server, new_context):
+    """Add a user with a field error fixed, see them, the audit log and the sessions page."""
+    words = WORDS["zh-CN"]
+    merchant = client.merchant(name="老街牛肉面")
+    operator = make_person(app, role=people.OPERATOR, name="运营小王")
+    for size, viewport in (("1280", DESKTOP), ("390", PHONE)):
+        page = new_context(locale="zh-CN", viewport=viewport).new_page()
+        sign_in(page, words, operator.email, operator.password)
+        page.get_by_role("button", name=words["sign_out"]).wait_for()
+        page.goto("/admin/users/new")
+        page.get_by_label("邮箱", exact=True).fill("not-an-email")
+        page.get_by_label("商户", exact=True).select_option(label="老街牛肉面")
+        page.get_by_role("button", name="添加", exact=True).click()
+        assert page.locator("#f-email-error").inner_text() == "请输入有效的邮箱地址。"
+        assert_fits(page)
+        screenshot(page, f"admin-user-new-error-zh-{size}")
+        page.get_by_label("邮箱", exact=True).fill(f"li{size}@example.cn")
+        page.get_by_role("button", name="添加", exact=True).click()
+        assert len(page.locator(".secret").inner_text()) == 16
+        screenshot(page, f"admin-user-created-zh-{size}")
+        page.goto("/admin/audit")
+        page.get_by_role("cell", name="person.create").first.wait_for()
+        assert_fits(page)
+        screenshot(page, f"admin-audit-zh-{size}")
+        page.goto("/admin/sessions")
+        assert_fits(page)
+        screenshot(page, f"admin-sessions-zh-{size}")
+    assert merchant
