@@ -116,9 +116,11 @@ def is_operator(principal: Principal) -> bool:
 
 
 def create_person(session: Session, principal: Principal, *, email: str, password: str,
-                  role: str = MANAGER, merchant_id: str | None = None, name: str = "") -> AdminUser:
+                  role: str = MANAGER, merchant_id: str | None = None, name: str = "",
+                  password_hash: str | None = None) -> AdminUser:
     """A new operator (by the platform) or manager of a merchant (by the platform or by a
-    manager of that merchant; another merchant is `not_found`, as in the API)."""
+    manager of that merchant; another merchant is `not_found`, as in the API).
+    `password_hash`, when given, is `hash_password(password)` already made."""
     email = normalise_email(email)
     name = (name or "").strip()
     errors: dict[str, list[str]] = {}
@@ -142,7 +144,8 @@ def create_person(session: Session, principal: Principal, *, email: str, passwor
     if errors:
         raise DomainError("validation_error", say("Invalid fields: %(fields)s",
                                                   fields=", ".join(sorted(errors))), errors=errors)
-    user = AdminUser(email=email, name=name, role=role, password_hash=hash_password(password),
+    user = AdminUser(email=email, name=name, role=role,
+                     password_hash=password_hash or hash_password(password),
                      merchant_id=merchant_id if role == MANAGER else None,
                      created_by=principal.user_id, failed_logins=0)
     session.add(user)

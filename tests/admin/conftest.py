@@ -14,6 +14,7 @@ tests/factories.py, whose test client it uses) and returns a `Pages` client: `ge
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -41,12 +42,19 @@ class Person:
     merchant_id: str | None
 
 
+@functools.cache
+def _hash_of(password: str) -> str:
+    """argon2 on purpose costs ~50 ms or more: hash each test password once per run."""
+    return people.hash_password(password)
+
+
 def make_person(app, *, role: str, merchant_id: str | None = None, email: str | None = None,
                 password: str = PASSWORD, name: str = "") -> Person:
     email = email or f"{role}{next(_numbers)}@example.cn"
     with app.app_context():
         user = people.create_person(db.session, people.SYSTEM, email=email, password=password,
-                                    role=role, merchant_id=merchant_id, name=name)
+                                    role=role, merchant_id=merchant_id, name=name,
+                                    password_hash=_hash_of(password))
         db.session.commit()
         person = Person(id=user.id, email=user.email, password=password, role=user.role,
                         merchant_id=user.merchant_id)

@@ -128,3 +128,15 @@ def test_a_manager_ends_a_colleagues_sessions(app, client, manager_of, signed_in
 def test_the_users_page_without_signing_in_sends_to_the_sign_in(app):
     answer = app.test_client().get("/admin/users")
     assert answer.status_code == 302 and answer.location.startswith("/admin/sign-in")
+
+
+def test_a_locked_manager_is_unlocked_by_a_colleague(app, client, manager_of, signed_in):
+    merchant = client.merchant()
+    me, colleague = manager_of(merchant), manager_of(merchant)
+    for _ in range(app.config["ADMIN_MAX_FAILURES"]):
+        pages(app.test_client()).sign_in(colleague.email, "a wrong guess")
+    assert pages(app.test_client()).sign_in(colleague.email, colleague.password).status_code == 429
+    page = signed_in(app.test_client(), me)
+    assert "解锁" in page.get("/admin/users").get_data(as_text=True)
+    assert page.post(f"/admin/users/{colleague.id}/enable").status_code == 302
+    assert pages(app.test_client()).sign_in(colleague.email, colleague.password).status_code == 302
