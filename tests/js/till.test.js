@@ -230,6 +230,18 @@ test("upload: replays first, then one batch; each item takes the server's outcom
   assert.deepEqual(await t.upload(), [], "nothing is sent twice");
 });
 
+test("a duplicate takes its first outcome", async () => {
+  const { api } = recorder({ batch: (body) => ({ status: 200, body: { items: body.items.map((item) => ({
+    nonce: item.nonce, status: "duplicate", first_status: "conflict", reason: "coupon_already_redeemed" })) } }) });
+  const { t, state } = till(api);
+  await t.sync();
+  state.online = false;
+  await t.redeem({ qr: GOOD.payload }, 1);
+  state.online = true;
+  const [item] = await t.upload();
+  assert.deepEqual([item.state, item.reason], ["conflict", "coupon_already_redeemed"]);
+});
+
 test("a batch endpoint that is not there yet leaves the queue waiting", async () => {
   const { api } = recorder({ batch: { status: 404, body: { code: "not_found" } } });
   const { t, storage, state } = till(api);

@@ -432,7 +432,8 @@
         var changed = items.filter(function (item) { return byNonce[item.nonce]; }).map(function (item) {
           var result = byNonce[item.nonce];
           var done = assign({}, item);
-          done.state = result.status;
+          // A duplicate (this device sent it before and lost the answer) takes its first outcome.
+          done.state = result.status === "duplicate" && result.first_status ? result.first_status : result.status;
           done.reason = result.reason || null;
           done.detail = result.detail || null;
           done.redemption_id = result.redemption_id || null;
