@@ -182,7 +182,7 @@ def new_context(browser, live_server):
                      **options):
         context = (chromium or browser).new_context(
             base_url=live_server.url, locale=locale, viewport=viewport or DESKTOP, **options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(30_000)  # a loaded 2-core CI machine
         log = BrowserLog()
         log.watch(context)
         _LOGS[id(context)] = log

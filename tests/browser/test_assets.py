@@ -138,3 +138,27 @@ def test_the_script_builds_run_htmx_uplot_and_zxing_globals(page):
     }""")
     assert drawn == [1, "relative"]  # the canvas, and uPlot.min.css applied
     assert attempted == []
+
+
+TRANSFERS = """() => [...performance.getEntriesByType("navigation"),
+                      ...performance.getEntriesByType("resource")]
+    .map(entry => [new URL(entry.name).pathname, entry.transferSize, entry.decodedBodySize])"""
+
+
+def test_the_docs_travel_compressed_and_come_from_the_cache_on_reload(page):
+    """What a phone downloads for /api/v1/docs: gzip on first load (about 0.5 MB for 2.5 MB
+    of files), and on a reload only the page and the OpenAPI document (vendored files are
+    immutable, so the browser does not even revalidate them)."""
+    page.goto("/api/v1/docs")
+    page.locator(".opblock").first.wait_for()
+    first = {path: (sent, size) for path, sent, size in page.evaluate(TRANSFERS)}
+    bundle = vendored("swagger-ui-dist", "swagger-ui-bundle.js")
+    assert first[bundle][0] < first[bundle][1] / 3
+    assert first["/api/v1/openapi.json"][0] < first["/api/v1/openapi.json"][1] / 5
+    assert sum(sent for sent, _ in first.values()) < 700_000
+
+    page.reload()
+    page.locator(".opblock").first.wait_for()
+    again = {path: sent for path, sent, _ in page.evaluate(TRANSFERS)}
+    assert {path: again[path] for path in again if path.startswith("/static/vendor/")} == {
+        path: 0 for path in first if path.startswith("/static/vendor/")}
