@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from itertools import zip_longest
 from typing import Protocol
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import Text, bindparam, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,7 @@ from ..principal import Principal
 from ..qr.keyring import KeyRing
 from ..timeutil import to_utc, utcnow
 from .batch_write import Claimed, redeem_many
+from .json_table import TIME, json_table
 from .redeem import refusal
 from .refusal import INSERT_ATTEMPTS, attempt_row
 from .scan import Scan, Target, resolve
@@ -198,13 +199,17 @@ def _fingerprint(upload: Upload, scanned_at: datetime, store_id: str | None) -> 
 
 # ------------------------------------------------------------------- the claims --
 _SCANS = OfflineScan.__table__
+_CLAIM_COLUMNS = (("merchant_id", Text()), ("device_id", Text()), ("nonce", Text()), ("fingerprint", Text()),
+                  ("status", Text()), ("reason", Text()), ("redemption_id", Text()), ("coupon_code", Text()),
+                  ("store_id", Text()), ("api_key_id", Text()), ("scanned_at", TIME), ("uploaded_at", TIME))
 
 
 def _claim(session: Session, principal: Principal, items: list[_Item], now: datetime) -> list[_Item]:
     """Claim each item's (device, nonce) for this merchant, written as accepted (or as
     refused, when it already is) and corrected in `_store`; the items claimed. One already
     claimed is answered from its first outcome."""
-    rows = [{
+    dialect = session.get_bind().dialect
+    claims = json_table(dialect, "claims", _CLAIM_COLUMNS, [{
         "merchant_id": principal.merchant_id, "device_id": item.upload.device_id,
         "nonce": item.upload.nonce, "fingerprint": item.fingerprint,
         "status": REJECTED if item.refused else ACCEPTED,
@@ -212,11 +217,14 @@ def _claim(session: Session, principal: Principal, items: list[_Item], now: date
         "redemption_id": item.redemption_id, "coupon_code": item.target.code if item.target else None,
         "store_id": item.target.store_id if item.target else (item.upload.store_id or principal.store_id),
         "api_key_id": principal.key_id, "scanned_at": item.upload.scanned_at, "uploaded_at": now,
-    } for item in sorted(items, key=lambda item: item.key)]  # one order: concurrent claims queue
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (module.insert(_SCANS).on_conflict_do_nothing()
-                 .returning(_SCANS.c.device_id, _SCANS.c.nonce))
-    won = {tuple(row) for row in session.execute(statement, rows)}
+    } for item in items])
+    names = [name for name, _ in _CLAIM_COLUMNS]
+    module = postgresql if dialect.name == "postgresql" else sqlite
+    statement = (module.insert(_SCANS)
+                 .from_select(names, select(*(claims.c[name] for name in names)).where(true())
+                              .order_by(claims.c.device_id, claims.c.nonce))  # one order: claims queue
+                 .on_conflict_do_nothing().returning(_SCANS.c.device_id, _SCANS.c.nonce))
+    won = {tuple(row) for row in session.execute(statement)}
     others = [item for item in items if item.key not in won]
     if others:
         s = _SCANS.c

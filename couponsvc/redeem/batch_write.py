@@ -1,7 +1,7 @@
 """The writes of an offline batch, set-based: a few statements for the whole batch.
 
-The scans go to the database as one JSON document, read as a table (`_scans`:
-`jsonb_to_recordset` on PostgreSQL, `json_each` on SQLite), and the redeem's own Core
+The scans go to the database as one JSON parameter read as a table (`json_table.py`),
+and the redeem's own Core
 does the rest: `write.redeem_update` with that table's columns as what is asked (the
 redeemable rule, stated once, judged at each scan's time), an INSERT … SELECT of the
 redemptions, and the `coupon.redeemed` events with their deliveries through the outbox
@@ -14,26 +14,11 @@ one scan per coupon at a time (`batch.py` makes rounds), and locks the coupons f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import (
-    DateTime,
-    FromClause,
-    Integer,
-    Text,
-    bindparam,
-    cast,
-    column,
-    func,
-    insert,
-    literal,
-    select,
-    type_coerce,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import FromClause, Integer, Text, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from ..models import Campaign, Coupon, Redemption
@@ -41,6 +26,7 @@ from ..outbox import payload
 from ..outbox.emit import emit_from
 from ..principal import Principal
 from ..timeutil import UTCDateTime
+from .json_table import TIME, json_table
 from .write import Asked, redeem_update
 
 _COUPONS = Coupon.__table__
@@ -103,32 +89,14 @@ def _at(moment: datetime):
     return literal(moment, UTCDateTime())
 
 
-_COLUMNS = (("code", Text()), ("store_id", Text()), ("uses", Integer()),
-            ("scanned_at", DateTime(timezone=True)), ("scanned_iso", Text()), ("campaign_id", Text()),
-            ("redemption_id", Text()), ("device_id", Text()))
+_COLUMNS = (("code", Text()), ("store_id", Text()), ("uses", Integer()), ("scanned_at", TIME),
+            ("scanned_iso", Text()), ("campaign_id", Text()), ("redemption_id", Text()),
+            ("device_id", Text()))
 
 
 def _scans(dialect, name: str, scans: list[Claimed]) -> FromClause:
-    """The scans as a table (the columns of `_COLUMNS`), from one JSON parameter `name`.
-
-    `scanned_at` is compared with the coupons' validity in SQL, so it is sent as the
-    backend stores times: ISO 8601, read as `timestamptz`, on PostgreSQL; `UTCDateTime`'s
-    text on SQLite. `scanned_iso` is the ISO text the event carries."""
-    postgresql = dialect.name == "postgresql"
-    stored = ((lambda moment: moment.isoformat()) if postgresql
-              else UTCDateTime().dialect_impl(dialect).bind_processor(dialect))
-    document = bindparam(name, json.dumps([
-        {"code": s.code, "store_id": s.store_id, "uses": s.uses, "scanned_at": stored(s.scanned_at),
+    """The scans as a table (`_COLUMNS`); `scanned_iso` is the ISO text the event carries."""
+    return json_table(dialect, name, _COLUMNS, [
+        {"code": s.code, "store_id": s.store_id, "uses": s.uses, "scanned_at": s.scanned_at,
          "scanned_iso": s.scanned_at.isoformat(), "campaign_id": s.campaign_id,
-         "redemption_id": s.redemption_id, "device_id": s.device_id} for s in scans]), type_=Text())
-    if postgresql:
-        return (func.jsonb_to_recordset(cast(document, JSONB))
-                .table_valued(*(column(key, type_) for key, type_ in _COLUMNS))
-                .render_derived(name="scans", with_types=True))
-    each = func.json_each(document).table_valued("value")
-
-    def read(key: str, type_):  # SQLite's CAST AS DATETIME would make a number of the text
-        value = func.json_extract(each.c.value, f"$.{key}")
-        return (type_coerce(value, UTCDateTime()) if isinstance(type_, DateTime) else cast(value, type_)).label(key)
-
-    return select(*(read(key, type_) for key, type_ in _COLUMNS)).subquery("scans")
+         "redemption_id": s.redemption_id, "device_id": s.device_id} for s in scans])
