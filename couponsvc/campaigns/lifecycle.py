@@ -21,6 +21,20 @@ from .settle import void_and_refund
 
 TEXT_FIELDS = frozenset({"title", "description", "city"})
 TIME_FIELDS = ("sales_start", "sales_end", "valid_from", "valid_until")
+# action -> the statuses it may start from, and the status it leads to
+MOVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "publish": (("draft",), "active"),
+    "pause": (("active",), "paused"),
+    "resume": (("paused",), "active"),
+    "cancel": (("draft", "active", "paused"), "cancelled"),
+}
+EDITABLE = ("draft", *Campaign.OPEN)  # a draft wholly; an open one only OPEN_FIELDS
+OPEN_FIELDS = TEXT_FIELDS | {"sales_end"}  # sales_end only later
+
+
+def possible_actions(campaign: Campaign) -> list[str]:
+    """The moves a campaign's status allows now, in MOVES' order (what a page offers)."""
+    return [action for action, (sources, _) in MOVES.items() if campaign.status in sources]
 
 
 def get_campaign(session: Session, principal: Principal, campaign_id: str, *,
@@ -52,7 +66,7 @@ def update_campaign(session: Session, campaign: Campaign, changes: dict[str, Any
         if name in changes:
             changes[name] = to_utc(changes[name])
     if campaign.status in Campaign.OPEN:
-        allowed = TEXT_FIELDS | {"sales_end"}
+        allowed = OPEN_FIELDS
         refused = sorted(set(changes) - allowed)
         if refused:
             raise DomainError("invalid_state",
@@ -61,7 +75,7 @@ def update_campaign(session: Session, campaign: Campaign, changes: dict[str, Any
         if "sales_end" in changes and changes["sales_end"] <= campaign.sales_end:
             raise DomainError("validation_error", "sales_end may only move later once published",
                               errors={"sales_end": ["Must be later than the current sales_end."]})
-    elif campaign.status != "draft":
+    elif campaign.status not in EDITABLE:
         raise DomainError("invalid_state", say("a campaign that is %(status)s cannot be edited",
                                                status=campaign.status))
     store_ids = changes.pop("store_ids", None)
@@ -76,7 +90,7 @@ def update_campaign(session: Session, campaign: Campaign, changes: dict[str, Any
 
 def publish(session: Session, campaign: Campaign, signing_kid: str) -> Campaign:
     now = utcnow()
-    _transition(session, campaign, ("draft",), "active")
+    _transition(session, campaign, *MOVES["publish"])
     if campaign.sales_end <= now or campaign.valid_until <= now:
         raise DomainError("invalid_state", "the campaign's sales or validity have already ended")
     campaign.published_at = now
@@ -87,16 +101,16 @@ def publish(session: Session, campaign: Campaign, signing_kid: str) -> Campaign:
 
 
 def pause(session: Session, campaign: Campaign) -> Campaign:
-    return _transition(session, campaign, ("active",), "paused")
+    return _transition(session, campaign, *MOVES["pause"])
 
 
 def resume(session: Session, campaign: Campaign) -> Campaign:
-    return _transition(session, campaign, ("paused",), "active")
+    return _transition(session, campaign, *MOVES["resume"])
 
 
 def cancel(session: Session, campaign: Campaign, reason: str = "") -> Campaign:
     was = campaign.status
-    _transition(session, campaign, ("draft", "active", "paused"), "cancelled")
+    _transition(session, campaign, *MOVES["cancel"])
     campaign.closed_at = utcnow()
     settled = void_and_refund(session, campaign, "campaign_cancelled") if was != "draft" else None
     data = campaign_event_data(campaign) | {"reason": reason}
