@@ -158,7 +158,11 @@ def test_scan_online_then_offline_then_back(client, live_server, launch_browser,
     # is verified on the device and queued.
     context.set_offline(True)
     write_y4m(camera, second["qr_payload"])
-    page.reload()
+    reloaded = page.reload()
+    assert reloaded.from_service_worker
+    # The worker's own requests are offline too: what it has not cached does not come.
+    assert page.evaluate("""fetch("/scan/manifest.webmanifest?uncached=1").then(
+        () => "fetched", () => "failed")""") == "failed"
     expect(page.locator("#offline-note")).to_be_visible()
     status = outcome(page, "queued")
     expect(status).to_contain_text("双人牛肉面套餐")
@@ -263,6 +267,9 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     outcome(page, "queued")
     expect(page.get_by_text("typed codes cannot be checked")).to_be_visible()
     screenshot(page, "scan-en-amber")
+    page.set_viewport_size({"width": 360, "height": 740})  # the narrowest phone it is made for
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, "scan-en-amber-360")
     context.set_offline(False)
     expect(page.locator("body")).to_have_attribute("data-waiting", "0", timeout=ANSWER_MS)
     [row] = redemptions_of(live_server.app, other["code"])
