@@ -34,6 +34,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import admin, extensions, i18n, jobs, qr_keys, ratelimit, static_assets
     from .api import register_api
     from .cli import register_cli
+    from .deal_pages import init_app as init_deal_pages
     from .errors import register_error_handlers
     from .health import health
     from .problems import problems
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     static_assets.init_app(app)
     register_api(app)
     admin.init_app(app)
+    init_deal_pages(app)
     app.register_blueprint(health)
     app.register_blueprint(problems)
     register_error_handlers(app)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .instance_files import read_or_create
+from .promotion.deal_link import template_problems
 
 
 class ConfigError(RuntimeError):
@@ -74,6 +75,23 @@ def _seconds(name: str, raw: str) -> int:
     return _int(name, raw, minimum=0)
 
 
+def _deal_url_template(name: str, raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    problems = template_problems(raw.strip())
+    if problems:
+        raise ConfigError(f"{name}: {problems[0]} Got {raw!r}")
+    return raw.strip()
+
+
+def _font_file(name: str, raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    if not os.path.isfile(raw.strip()):
+        raise ConfigError(f"{name} must name a font file (.ttc, .otf, .ttf); {raw!r} is not a file")
+    return raw.strip()
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, _url),
     Setting("REDIS_URL", "REDIS_URL", None, _str),
@@ -108,6 +126,9 @@ SETTINGS: tuple[Setting, ...] = (
             lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_ADMIN_SIGNIN_LIMIT_PER_ADDRESS", "ADMIN_SIGNIN_LIMIT_PER_ADDRESS",
             "20/15minutes", _str),
+    # Promotion (docs/promotion.md): where a deal link points, the poster's CJK font
+    Setting("COUPONSVC_DEAL_URL_TEMPLATE", "DEAL_URL_TEMPLATE", None, _deal_url_template),
+    Setting("COUPONSVC_POSTER_FONT", "POSTER_FONT", None, _font_file),
 )
 
 

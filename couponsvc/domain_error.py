@@ -84,6 +84,8 @@ CODES: dict[str, tuple[int, str]] = {
     "reversal_window_closed": (409, N_("The reversal window has closed")),
     # Integrations
     "too_many_integrations": (409, N_("The merchant has as many integrations as allowed")),
+    # Promotion
+    "poster_font_missing": (503, N_("No font that draws Chinese is installed for the poster")),
 }
 
 
@@ -196,6 +198,11 @@ GUIDANCE: dict[str, tuple[str, str]] = {
     "too_many_integrations": (
         "The merchant already has as many integrations as allowed.",
         "Delete or reuse an existing integration before adding another."),
+    "poster_font_missing": (
+        "The service found no font that draws Chinese, so it cannot draw the share poster (it "
+        "would show empty boxes instead of characters).",
+        "Ask the operator to install a CJK font (Debian: `apt-get install fonts-noto-cjk`) or to "
+        "name one in COUPONSVC_POSTER_FONT, then restart the service."),
 }
 
 

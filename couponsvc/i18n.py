@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
 
 PAGE_LANGUAGE = "zh"
 LANGUAGE_COOKIE = "lang"
-PAGE_PREFIXES = ("/admin", "/scan")
+PAGE_PREFIXES = ("/admin", "/scan", "/d", "/embed")
 
 
 def is_page(path: str) -> bool:

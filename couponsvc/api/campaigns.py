@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from .. import campaigns
 from ..campaigns.listing import campaigns_query
+from ..deal_pages.poster_answer import poster_answer
 from ..extensions import db
 from ..models import Campaign
 from ..principal import MANAGER, PLATFORM
@@ -21,6 +22,7 @@ from .schemas.campaigns import (
     CampaignPatch,
     CampaignStatsOut,
     CancelIn,
+    PosterArgs,
 )
 from .schemas.common import page_schema
 from .unit_of_work import unit_of_work
@@ -101,6 +103,16 @@ class Cancel(MethodView):
     @blp.response(200, CampaignOut)
     def post(self, data, campaign_id):
         return campaigns.cancel(db.session, _campaign(campaign_id), (data or {}).get("reason", ""))
+
+
+@blp.route("/campaigns/<campaign_id>/poster.png")
+class Poster(MethodView):
+    @blp.arguments(PosterArgs(), location="query")
+    @blp.response(200, content_type="image/png")
+    @blp.alt_response(304, description="Not Modified: `If-None-Match` names the poster's ETag")
+    @blp.doc(security=[{}, {"bearerAuth": []}])
+    def get(self, args, campaign_id):
+        return poster_answer(campaign_id, token=args["token"], language=args["lang"])
 
 
 @blp.route("/campaigns/<campaign_id>/stats")

@@ -91,6 +91,15 @@ OPERATIONS: dict[str, Operation] = {
     "POST /campaigns/{campaign_id}/cancel": Operation(
         "Cancel a campaign", "Ends the deal for good: its coupons are voided and revoked, its orders "
         "cancelled (refund them in your payment system).", ("invalid_state",)),
+    "GET /campaigns/{campaign_id}/poster.png": Operation(
+        "Draw a campaign's share poster (PNG)", "A 1080×1920 poster for WeChat Moments and groups: "
+        "title, price against list price, progress to the tipping point, stores, sales end, and a QR "
+        "code of the deal link (COUPONSVC_DEAL_URL_TEMPLATE or the merchant's `deal_url_template`, "
+        "else the deal page `/d/{campaign_id}`). `?lang=en` draws it in English. Its ETag changes "
+        "when what it says changes; `If-None-Match` answers 304.",
+        ("not_found", "poster_font_missing"),
+        access=(("platform", "manager"), "With the `token` of the campaign's `poster_url` no key is "
+                "needed; otherwise a platform or manager key that sees the campaign.")),
     "GET /campaigns/{campaign_id}/stats": Operation(
         "Get a campaign's figures", "Orders, coupons issued, redeemed, voided, and how far from tipping."),
     # Orders and bulk issuance

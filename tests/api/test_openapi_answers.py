@@ -50,6 +50,7 @@ def test_every_operation_answers_as_its_document_says(client, app, answers):
     client.ok(client.get("campaigns", key=manager))
     client.ok(client.get(f"campaigns/{campaign_id}", key=manager))
     client.ok(client.get(f"campaigns/{campaign_id}/stats", key=manager))
+    assert client.get(f"campaigns/{campaign_id}/poster.png", key=manager).status_code == 200
     draft = client.campaign(merchant_id, publish=False)
     client.ok(client.patch(f"campaigns/{draft['id']}", {"title": "三人套餐"}, key=manager))
     problem(client.post(f"campaigns/{draft['id']}/pause", key=manager), 409, "invalid_state")

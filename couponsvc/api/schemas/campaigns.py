@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from ...deal_pages.links import poster_url
 from .common import InputSchema, Money, Name, Text, Time
 
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="Must be an ISO 4217 code such as CNY.")
@@ -77,6 +78,18 @@ class CampaignOut(Schema):
     updated_at = fields.DateTime()
     published_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
+    poster_url = fields.Function(
+        lambda campaign: poster_url(campaign.id), metadata={
+            "type": "string", "format": "uri", "description":
+            "the share poster (PNG, 1080×1920, Chinese; add `&lang=en` for English): a capability "
+            "URL whose token lets an `<img>` or a chat app load it without a key"})
+
+
+class PosterArgs(InputSchema):
+    token = fields.Str(load_default=None, validate=validate.Length(1, 100),
+                       metadata={"description": "the token of the campaign's `poster_url`"})
+    lang = fields.Str(load_default="zh", validate=validate.OneOf(["zh", "en"]),
+                      metadata={"description": "the poster's language"})
 
 
 class CampaignListArgs(InputSchema):

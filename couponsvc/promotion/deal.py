@@ -1,0 +1,105 @@
+"""A deal as it is shown to the public: on the poster, the deal page, the embed card, oEmbed.
+
+`Deal` holds only what may be shown to anyone: the campaign id is the one internal id in
+it (no merchant, store or key id). `public_deal` finds a campaign that is or was on sale
+(a draft, a cancelled deal or an unknown id is `not_found`, alike); `deal_of` makes the
+`Deal` of any campaign a caller already may see (the poster of a draft, for its manager).
+No Flask: callers pass the link settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..domain_error import DomainError, say
+from ..models import Campaign, Merchant, Store
+from .deal_link import deal_link, storefront_template
+
+PUBLIC_STATUSES = ("active", "paused", "ended", "failed")
+"""On sale, paused, or over (tipped or not): a link shared earlier still shows what it was."""
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where links point: the public base URL and `COUPONSVC_DEAL_URL_TEMPLATE`."""
+
+    public_base: str
+    deployment_template: str | None = None
+
+
+@dataclass(frozen=True)
+class DealStore:
+    name: str
+    city: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Deal:
+    campaign_id: str
+    merchant_name: str
+    title: str
+    description: str
+    price: int
+    list_price: int | None
+    currency: str
+    status: str
+    sold: int
+    min_group_size: int
+    tipped: bool
+    sales_start: datetime
+    sales_end: datetime
+    timezone: str
+    stores: tuple[DealStore, ...]
+    link: str  # the deal link: the storefront's page, else the deal page
+    storefront: str | None  # the storefront's page of the deal, when a template is set
+
+    @property
+    def remaining(self) -> int:
+        """Buyers still needed to tip (0 once tipped)."""
+        return 0 if self.tipped else max(0, self.min_group_size - self.sold)
+
+    @property
+    def progress(self) -> float:
+        """How far to the tipping point, 0 to 1."""
+        if self.tipped or self.min_group_size <= 0:
+            return 1.0
+        return min(1.0, self.sold / self.min_group_size)
+
+    @property
+    def over(self) -> bool:
+        return self.status in ("ended", "failed", "cancelled")
+
+
+def public_deal(session: Session, campaign_id: str, links: LinkSettings) -> Deal:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.status not in PUBLIC_STATUSES:
+        raise DomainError("not_found", say("No such deal"))
+    return deal_of(session, campaign, links)
+
+
+def deal_of(session: Session, campaign: Campaign, links: LinkSettings) -> Deal:
+    merchant = session.get(Merchant, campaign.merchant_id)
+    stores = campaign.stores or session.scalars(
+        select(Store).where(Store.merchant_id == merchant.id).order_by(Store.id)).all()
+    template = storefront_template(merchant_template(merchant), links.deployment_template)
+    link = deal_link(campaign_id=campaign.id, merchant_id=merchant.id,
+                     merchant_template=merchant_template(merchant),
+                     deployment_template=links.deployment_template, public_base=links.public_base)
+    return Deal(
+        campaign_id=campaign.id, merchant_name=merchant.name, title=campaign.title,
+        description=campaign.description or "", price=campaign.price, list_price=campaign.list_price,
+        currency=campaign.currency, status=campaign.status, sold=campaign.sold,
+        min_group_size=campaign.min_group_size, tipped=campaign.tipped,
+        sales_start=campaign.sales_start, sales_end=campaign.sales_end, timezone=merchant.timezone,
+        stores=tuple(DealStore(s.name, s.city or "", s.address or "") for s in stores),
+        link=link, storefront=link if template is not None else None,
+    )
+
+
+def merchant_template(merchant: Merchant) -> str | None:
+    return getattr(merchant, "deal_url_template", None)
