@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -537,3 +539,89 @@ def test_reversals_race_redeems_of_a_five_use_coupon(app, client, cluster):
     assert Counter(e["type"] for e in mine) == {"coupon.redeemed": 3 + len(won),
                                                 "coupon.redemption_reversed": 3}
     assert mine[-1]["data"]["coupon"]["uses_left"] == seen["uses_left"]
+
+
+# ---------------------------------------- (8) offline batches, two stores at once --
+def offline_batch(key: str, coupons: list[dict], store_id: str, device: str, uses: int = 1,
+                  shuffle: int | None = None) -> Request:
+    """POST /redemptions/batch of every coupon's QR, scanned offline minutes ago at `store_id`
+    by `device` (its nonces are the device's and the coupon's), in an order of its own."""
+    order = list(coupons)
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(order)
+    scanned = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    return Request("POST", "redemptions/batch", key, {"items": [
+        {"qr": c["qr_payload"], "store_id": store_id, "scanned_at": scanned, "device_id": device,
+         "nonce": f"{device}-{c['code']}", "uses": uses} for c in order]})
+
+
+def batch_outcomes(replies) -> Counter:
+    assert {r.status for r in replies} == {200}, [r for r in replies if r.status != 200][:3]
+    return Counter((item["code"], item["status"], item["reason"])
+                   for reply in replies for item in reply.json["items"])
+
+
+@pytest.mark.postgresql
+def test_coupons_uploaded_at_once_from_two_stores_are_accepted_once_each(app, client, cluster):
+    shop = Shop(client)
+    coupons = shop.coupons(12)
+    stores = [shop.store["id"], shop.other_store["id"]]
+    keys = scanner_keys(client, shop.merchant["id"], 2)
+    # 16 tills, half at each store, each uploading all 12 coupons in its own order: the
+    # locks are taken in code order, so no two batches deadlock however they overlap.
+    replies = cluster.race([offline_batch(keys[n % 2]["key"], coupons, stores[n % 2], f"till-{n}",
+                                          shuffle=n) for n in range(16)])
+
+    outcomes = batch_outcomes(replies)
+    for coupon in coupons:
+        code = coupon["code"]
+        assert outcomes[(code, "accepted", None)] == 1, code
+        assert outcomes[(code, "conflict", "coupon_already_redeemed")] == 15, code
+    assert sum(outcomes.values()) == 16 * 12
+    for coupon in coupons:
+        seen = cluster.ok(cluster.get(f"coupons/{coupon['code']}", shop.manager, server=1))
+        assert (seen["status"], seen["uses_left"]) == ("redeemed", 0)
+        assert len(seen["redemptions"]) == 1
+    conflicts = cluster.pages("redemption-attempts", shop.manager, page_size=100, reason="offline_conflict")
+    assert len(conflicts) == 15 * 12
+    assert Counter(a["coupon_code"] for a in conflicts) == {c["code"]: 15 for c in coupons}
+    settle_events(app, cluster, shop.manager)
+    redeemed = cluster.events(shop.manager, "coupon.redeemed", page_size=50)
+    assert sorted(e["coupon_code"] for e in redeemed) == sorted(c["code"] for c in coupons)
+
+
+@pytest.mark.postgresql
+def test_a_five_use_coupon_uploaded_by_20_tills_never_goes_below_zero(app, client, cluster):
+    shop = Shop(client, uses_per_coupon=5)
+    coupon = shop.coupon()
+    stores = [shop.store["id"], shop.other_store["id"]]
+    keys = scanner_keys(client, shop.merchant["id"], 2)
+    replies = cluster.race([offline_batch(keys[n % 2]["key"], [coupon], stores[n % 2], f"till-{n}",
+                                          uses=1 + n % 2) for n in range(20)])
+
+    outcomes = batch_outcomes(replies)
+    assert set(outcomes) <= {(coupon["code"], "accepted", None),
+                             (coupon["code"], "conflict", "coupon_already_redeemed"),
+                             (coupon["code"], "conflict", "insufficient_uses")}, outcomes
+    taken = sum(1 + n % 2 for n, reply in enumerate(replies)
+                if reply.json["items"][0]["status"] == "accepted")
+    assert taken == 5  # a 1-use upload always comes to take a last use a 2-use one cannot
+    seen = cluster.ok(cluster.get(f"coupons/{coupon['code']}", shop.manager))
+    assert seen["uses_left"] == 5 - taken >= 0
+    assert sum(r["uses"] for r in seen["redemptions"]) == taken
+
+
+@pytest.mark.postgresql
+def test_one_queue_uploaded_ten_times_at_once_is_accepted_once_and_duplicate_after(app, client, cluster):
+    shop = Shop(client)
+    coupons = shop.coupons(8)
+    batch = offline_batch(shop.scanner, coupons, shop.store["id"], "till-retrying")
+    replies = cluster.race([batch] * 10)
+
+    outcomes = batch_outcomes(replies)
+    for coupon in coupons:
+        assert outcomes[(coupon["code"], "accepted", None)] == 1
+        assert outcomes[(coupon["code"], "duplicate", None)] == 9
+    ids = {item["redemption_id"] for reply in replies for item in reply.json["items"]}
+    assert len(ids) == 8
+    assert cluster.pages("redemption-attempts", shop.manager) == []

@@ -30,14 +30,16 @@ one batch (a multi-use coupon) is redeemed in rounds, the earlier scan first.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from itertools import zip_longest
+from itertools import count, zip_longest
 from typing import Protocol
 
+from psycopg.errors import DeadlockDetected
 from sqlalchemy import Text, bindparam, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..domain_error import DomainError, say
@@ -53,6 +55,7 @@ from .refusal import INSERT_ATTEMPTS, attempt_row
 from .scan import Scan, Target, resolve
 
 MAX_ITEMS = 500
+DEADLOCK_TRIES = 3
 CLOCK_SKEW = timedelta(minutes=5)  # a device's clock may run this much ahead of the service's
 ACTION = "batch"  # the `action` of the attempts a batch records
 CONFLICT = "offline_conflict"  # their `reason` for a conflict
@@ -132,6 +135,30 @@ def upload(session: Session, principal: Principal, ring: KeyRing, uploads: Seque
         raise DomainError("forbidden", say("offline scans are uploaded with a key of their merchant"))
     _require_stores(principal, uploads)
     lookups.refuse_over_budget()
+    return _deadlocks_retried(session, lambda: _upload(session, principal, ring, uploads, lookups,
+                                                       client_address))
+
+
+def _deadlocks_retried(session: Session, work: Callable[[], list[Outcome]]) -> list[Outcome]:
+    """`work()`, run again from a savepoint when PostgreSQL broke a deadlock by aborting it.
+
+    A batch locks its coupons in code order, so batches never deadlock one another, but a
+    deal being cancelled (`campaigns/settle.py`) or tipping locks its coupons in an order of
+    its own. The batch then starts over (its failed look-ups are counted again: a rare
+    overcount). SQLite has a single writer and no deadlock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return work()
+    for attempt in count(1):
+        try:
+            with session.begin_nested():
+                return work()
+        except OperationalError as error:
+            if attempt >= DEADLOCK_TRIES or not isinstance(error.orig, DeadlockDetected):
+                raise
+
+
+def _upload(session: Session, principal: Principal, ring: KeyRing, uploads: Sequence[Upload],
+            lookups: Lookups, client_address: str | None) -> list[Outcome]:
     now = utcnow()
     items = [_read(principal, ring, n, u, now, client_address) for n, u in enumerate(uploads)]
     firsts: dict[tuple[str, str], _Item] = {}
