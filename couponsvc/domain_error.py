@@ -82,6 +82,9 @@ CODES: dict[str, tuple[int, str]] = {
     "redemption_not_found": (404, N_("No such redemption")),
     "redemption_already_reversed": (409, N_("The redemption was already reversed")),
     "reversal_window_closed": (409, N_("The reversal window has closed")),
+    # Offline scans uploaded in a batch (the reasons of its items)
+    "scanned_in_future": (422, N_("The scan time is in the future")),
+    "offline_conflict": (409, N_("The coupon was used or voided before this offline scan was uploaded")),
     # Integrations
     "too_many_integrations": (409, N_("The merchant has as many integrations as allowed")),
     # Promotion
@@ -195,6 +198,17 @@ GUIDANCE: dict[str, tuple[str, str]] = {
     "reversal_window_closed": (
         "A redemption can be reversed only for a while after it was made; that time has passed.",
         "Ask a manager to handle it another way (for example a refund outside couponsvc)."),
+    "scanned_in_future": (
+        "An offline scan says it was made later than the service's clock, by more than the clock "
+        "skew allowed (5 minutes): the device's clock is wrong.",
+        "Set the device's clock right (automatic time); the scan is not redeemed. Redeem the coupon "
+        "online if the customer is still there."),
+    "offline_conflict": (
+        "A scan made offline reached the service after the coupon had been used elsewhere (or voided, "
+        "after the scan): the goods were handed over twice, or for a coupon being refunded. The scan "
+        "is recorded as a redemption attempt with its store, device and scan time.",
+        "Nothing to retry. A manager settles it: `GET /redemption-attempts?reason=offline_conflict` "
+        "lists these scans beside the redemption that came first."),
     "too_many_integrations": (
         "The merchant already has as many integrations as allowed.",
         "Delete or reuse an existing integration before adding another."),

@@ -149,6 +149,14 @@ OPERATIONS: dict[str, Operation] = {
         "Redeem a coupon", "Uses the coupon (by `code` or scanned `qr`) at a store. Send an "
         "Idempotency-Key: a till that retries after a timeout gets the same answer, never a second use.",
         SCAN + REFUSALS),
+    "POST /redemptions/batch": Operation(
+        "Upload scans made offline", "Up to 500 scans a till queued offline, each "
+        "`{qr | code, store_id, scanned_at, device_id, nonce, uses}`, answered in order: `accepted`, "
+        "`duplicate` (this device sent this nonce before: its first outcome), `conflict` (the coupon "
+        "was used elsewhere first, or voided after the scan: recorded as an `offline_conflict` "
+        "attempt) or `rejected` (with the refusal's code: a forged QR, another store, a scan time in "
+        "the future, ...). Judged at each scan's time; a body that is not valid is 422 as a whole.",
+        ("rate_limited",)),
     "GET /redemptions": Operation(
         "List redemptions", f"Successful redemptions, newest last; refusals are at "
         f"/redemption-attempts. {CURSOR}"),
@@ -216,6 +224,10 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "POST /redemptions/validate": {"code": "K7QM-3XPA-9RTM"},
     "POST /redemptions": {"code": "K7QM-3XPA-9RTM", "uses": 1, "device_id": "till-1"},
     "POST /redemptions/{redemption_id}/reverse": {"reason": "scanned the wrong coupon"},
+    "POST /redemptions/batch": {"items": [
+        {"qr": "CPN1.K7QM3XPA9RTM.cmp_01JD7QB1X2.1782828000.9vXk3-signature-base64url",
+         "scanned_at": "2026-05-01T12:31:07+08:00", "device_id": "till-1",
+         "nonce": "2f0c6c1e-7d1f-4f59-9f1c-6d0e3c1b2a90", "uses": 1}]},
     "POST /merchants/{merchant_id}/integrations": {
         "adapter": "webhook", "config": {"url": "https://shop.example/couponsvc/hook"},
         "events": ["coupon.redeemed", "campaign.tipped"], "timeout": 10},

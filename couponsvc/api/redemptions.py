@@ -16,7 +16,8 @@ from ..i18n import translate
 from ..models import Campaign, Redemption, RedemptionAttempt
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
-from ..ratelimit import client_address, guarded_lookup
+from ..ratelimit import LookupBudget, client_address, guarded_lookup
+from ..redeem import batch as offline
 from ..redeem.redeem import redeemed_from
 from ..redeem.write import SNAPSHOT
 from ..timeutil import utcnow
@@ -28,6 +29,8 @@ from .schemas.common import page_schema
 from .schemas.redemptions import (
     AttemptListArgs,
     AttemptRow,
+    BatchIn,
+    BatchOut,
     RedemptionListArgs,
     RedemptionOut,
     RedemptionRow,
@@ -130,6 +133,20 @@ class Redemptions(MethodView):
         if args.get("store_id"):
             query = query.where(Redemption.store_id == args["store_id"])
         return cursor_page(query, Redemption.id, after=args["after"], limit=args["limit"])
+
+
+@blp.route("/redemptions/batch")
+class Batch(MethodView):
+    @requires(MANAGER, SCANNER)
+    @unit_of_work
+    @blp.arguments(BatchIn())
+    @blp.response(200, BatchOut)
+    def post(self, data):
+        principal = current_principal()
+        outcomes = offline.upload(db.session, principal, keyring(),
+                                  [offline.Upload(**item) for item in data["items"]],
+                                  lookups=LookupBudget(principal.key_id), client_address=client_address())
+        return {"items": [{**vars(outcome), "detail": translate(outcome.detail)} for outcome in outcomes]}
 
 
 @blp.route("/redemptions/<redemption_id>")
