@@ -177,3 +177,12 @@ def test_refused_attempts_are_listed_with_reason_store_key_and_device(client, sh
     assert shop.other_store["name"] in newest
     assert "counter-2" in oldest and shop.store["name"] in oldest
 
+
+
+def test_the_coupon_page_speaks_chinese_by_default(client, shop, manager_of, signed_in):
+    page = signed_in(client, manager_of(shop.merchant))
+    code = shop.coupon()["code"]
+    html = text(page.get(f"/admin/coupons/{code}"))
+    assert "历史" in html and "作废" in html
+    typo = text(page.get("/admin/coupons", query_string={"code": mistyped(code)}))
+    assert "券码无效" in typo
