@@ -21,7 +21,7 @@ from ..promotion import poster
 from ..promotion.deal import public_deal
 from ..public_url import base_url
 from . import deal_data
-from .links import embed_url, link_settings, poster_url
+from .links import current_poster_url, embed_url, link_settings
 from .words import deal_words
 
 CARD_WIDTH, CARD_HEIGHT = 400, 236
@@ -62,7 +62,7 @@ def oembed():
         "description": deal_words(deal).summary,
     }
     if (max_width or POSTER_WIDTH) >= POSTER_WIDTH and (max_height or POSTER_HEIGHT) >= POSTER_HEIGHT:
-        answer.update(thumbnail_url=poster_url(deal.campaign_id), thumbnail_width=POSTER_WIDTH,
+        answer.update(thumbnail_url=current_poster_url(deal), thumbnail_width=POSTER_WIDTH,
                       thumbnail_height=POSTER_HEIGHT)
     response = jsonify(answer)
     response.headers["Cache-Control"] = f"public, max-age={OEMBED_CACHE_AGE}"

@@ -7,10 +7,13 @@ from urllib.parse import quote, urlencode
 
 from flask import current_app
 
-from ..promotion.deal import LinkSettings
+from ..promotion import poster
+from ..promotion.deal import Deal, LinkSettings
 from ..promotion.deal_link import deal_page_url
+from ..promotion.fonts import find_fonts
 from ..promotion.poster_token import poster_token
 from ..public_url import base_url
+from .words import poster_text
 
 POSTER_LANGUAGE = "zh"
 
@@ -35,6 +38,17 @@ def poster_url(campaign_id: str, language: str = POSTER_LANGUAGE) -> str:
     if language != POSTER_LANGUAGE:
         query["lang"] = language
     return f"{base_url()}/api/v1/campaigns/{quote(campaign_id, safe='')}/poster.png?{urlencode(query)}"
+
+
+def current_poster_url(deal: Deal, language: str = POSTER_LANGUAGE) -> str:
+    """`poster_url` with the poster's version (`&v=`, ignored by the endpoint), so that a chat
+    app or a browser that keeps images by URL fetches a poster that changed (one buyer fewer
+    to tip, say) instead of showing the one it has."""
+    url = poster_url(deal.campaign_id, language)
+    fonts = find_fonts(current_app.config.get("POSTER_FONT"))
+    if fonts is None:
+        return url
+    return f"{url}&v={poster.key(poster_text(deal, language), fonts)[:12]}"
 
 
 def oembed_url(campaign_id: str) -> str:

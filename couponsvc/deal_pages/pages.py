@@ -16,7 +16,7 @@ from ..errors import domain_problem
 from ..extensions import db
 from ..promotion.deal import Deal, public_deal
 from . import deal_pages
-from .links import embed_url, link_settings, oembed_url, page_url, poster_url
+from .links import current_poster_url, embed_url, link_settings, oembed_url, page_url
 from .words import deal_words
 
 PAGE_CACHE = "public, max-age=60"
@@ -47,7 +47,7 @@ def _render(template: str, deal: Deal) -> Response:
     response = Response(render_template(
         template, deal=deal, words=deal_words(deal), language=language,
         page_url=page_url(deal.campaign_id), embed_url=embed_url(deal.campaign_id),
-        poster_url=poster_url(deal.campaign_id, language), oembed_url=oembed_url(deal.campaign_id),
+        poster_url=current_poster_url(deal, language), oembed_url=oembed_url(deal.campaign_id),
         progress_url=f"{request.script_root}/d/{deal.campaign_id}/progress.json",
         poll_seconds=current_app.config.get("DEAL_PROGRESS_POLL", POLL_SECONDS),
     ), mimetype="text/html")

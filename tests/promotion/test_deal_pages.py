@@ -92,8 +92,8 @@ def test_opengraph_tags_make_a_card_with_the_poster(client, shop):
     assert meta["og:url"] == f"{PUBLIC}/d/{shop.campaign['id']}"
     assert meta["og:description"].startswith("¥39.90（原价 ¥88） · 还差 5 人成团 · 截止 ")
     assert meta["og:type"] == "website" and meta["og:site_name"] == shop.merchant["name"]
-    image = meta["og:image"]
-    assert image == shop.campaign["poster_url"]  # absolute, from the public URL, with its token
+    image = meta["og:image"]  # absolute, from the public URL, with its token and version
+    assert re.fullmatch(re.escape(shop.campaign["poster_url"]) + r"&v=[0-9a-f]{12}", image)
     assert (meta["og:image:width"], meta["og:image:height"]) == ("1080", "1920")
     poster = client.get(local_path(image), key=None)
     assert poster.status_code == 200
@@ -101,6 +101,9 @@ def test_opengraph_tags_make_a_card_with_the_poster(client, shop):
     english = Head(page(client, f"/d/{shop.campaign['id']}", **{"Accept-Language": "en"})
                    .get_data(as_text=True)).meta["og:image"]
     assert parse_qs(urlsplit(english).query)["lang"] == ["en"]
+    client.order(shop.campaign["id"], 1)  # the poster changes: so does its URL
+    later = Head(page(client, f"/d/{shop.campaign['id']}").get_data(as_text=True)).meta["og:image"]
+    assert later != image and later.startswith(shop.campaign["poster_url"] + "&v=")
 
 
 def test_the_page_names_its_oembed_and_the_answer_is_a_rich_iframe_card(client, shop):
@@ -118,7 +121,7 @@ def test_the_page_names_its_oembed_and_the_answer_is_a_rich_iframe_card(client, 
     assert (body["width"], body["height"]) == (400, 236)
     assert re.fullmatch(r'<iframe src="https://tuan\.example\.cn/embed/d/cmp_\w+" width="400" '
                         r'height="236" title="双人牛肉面套餐" [^<>]*></iframe>', body["html"])
-    assert body["thumbnail_url"] == shop.campaign["poster_url"]
+    assert body["thumbnail_url"].startswith(shop.campaign["poster_url"] + "&v=")
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
 
 

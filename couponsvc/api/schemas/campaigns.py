@@ -90,6 +90,9 @@ class PosterArgs(InputSchema):
                        metadata={"description": "the token of the campaign's `poster_url`"})
     lang = fields.Str(load_default="zh", validate=validate.OneOf(["zh", "en"]),
                       metadata={"description": "the poster's language"})
+    v = fields.Str(load_default=None, validate=validate.Length(max=64), metadata={
+        "description": "ignored: the deal page adds the poster's version, so that a changed "
+                       "poster gets a new URL"})
 
 
 class CampaignListArgs(InputSchema):
