@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from .domain_error import DomainError, say
 from .models import AuditEntry
+from .people import clean, storable
 from .principal import Principal
 from .timeutil import to_utc, utcnow
 
@@ -30,9 +31,9 @@ def record(session: Session, principal: Principal | None, action: str, *, target
     """Add an entry (the caller commits). `principal` is None for someone not signed in
     (a refused sign-in); `email` is the person's, or the one typed."""
     entry = AuditEntry(at=at or utcnow(), user_id=principal.user_id if principal else None,
-                       user_email=(email or "")[:320], merchant_id=merchant_id, action=action[:64],
-                       target_type=(target_type or "")[:32], target_id=str(target_id or "")[:64],
-                       address=(address or "")[:64], detail=_plain(detail or {}))
+                       user_email=clean(email)[:320], merchant_id=merchant_id, action=action[:64],
+                       target_type=clean(target_type)[:32], target_id=clean(str(target_id or ""))[:64],
+                       address=clean(address)[:64], detail=_plain(detail or {}))
     session.add(entry)
     return entry
 
@@ -40,12 +41,14 @@ def record(session: Session, principal: Principal | None, action: str, *, target
 def _plain(value: Any) -> Any:
     """What JSON can hold: datetimes as ISO text, other unknown values as text."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {clean(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return clean(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)
 
@@ -64,6 +67,10 @@ def entries(session: Session, principal: Principal, *, merchant_id: str | None =
     entry, or one merchant's. `action` matches a whole action (`person.create`) or its
     family (`person`). A cursor that is not one of ours is `validation_error`.
     """
+    if not all(storable(value) for value in (merchant_id or "", action or "", after or "")):
+        raise DomainError("validation_error", say("The request is not valid"),
+                          errors={"query": [say("Contains a character that cannot be stored "
+                                                "(NUL or a lone surrogate).")]})
     query = select(AuditEntry)
     scope = principal.merchant_scope
     if scope is not None:
@@ -104,7 +111,7 @@ def _decode(cursor: str) -> tuple[datetime, str]:
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise DomainError("validation_error", say("The cursor is not valid"),
                           errors={"after": [say("Not a cursor of this list.")]}) from None
-    if not entry_id.startswith("aud_") or len(entry_id) > 40:
+    if not entry_id.startswith("aud_") or len(entry_id) > 40 or not storable(entry_id):
         raise DomainError("validation_error", say("The cursor is not valid"),
                           errors={"after": [say("Not a cursor of this list.")]})
     return moment, entry_id

@@ -100,6 +100,23 @@ def normalise_email(email: str | None) -> str:
     return (email or "").strip().lower()
 
 
+def storable(text: str) -> bool:
+    """Text a database can keep: no NUL, no lone surrogate (PostgreSQL refuses both)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clean(text: str | None) -> str:
+    """`text` with what no database can keep replaced (for addresses, agents, the audit)."""
+    text = (text or "").replace("\x00", "\ufffd")
+    return text if storable(text) else text.encode("utf-8", "replace").decode("utf-8")
+
+
 # People ---------------------------------------------------------------------------------
 
 def principal_of(user: AdminUser) -> Principal:
@@ -131,14 +148,18 @@ def create_person(session: Session, principal: Principal, *, email: str, passwor
     if role == MANAGER:
         if not merchant_id:
             errors["merchant_id"] = [say("Choose a merchant.")]
+        elif not storable(merchant_id):
+            raise DomainError("not_found", say("No such merchant"))
         else:
             visible(session, principal, Merchant, merchant_id, name="merchant")
-    if not _EMAIL.fullmatch(email) or len(email) > 320:
+    if not _EMAIL.fullmatch(email) or len(email) > 320 or not storable(email):
         errors["email"] = [say("Enter a valid e-mail address.")]
     elif session.scalar(select(AdminUser.id).where(AdminUser.email == email)) is not None:
         errors["email"] = [say("Someone already signs in with this e-mail.")]
     if len(name) > 200:
         errors["name"] = [say("At most %(num)d characters.", num=200)]
+    elif not storable(name):
+        errors["name"] = [say("Contains a character that cannot be stored (NUL or a lone surrogate).")]
     if password_errors(password):
         errors["password"] = password_errors(password)
     if errors:
@@ -158,7 +179,7 @@ def set_operator_password(session: Session, email: str, password: str) -> tuple[
     `create-admin`). Returns the person and whether they were created."""
     email = normalise_email(email)
     errors = {}
-    if not _EMAIL.fullmatch(email):
+    if not _EMAIL.fullmatch(email) or not storable(email):
         errors["email"] = [say("Enter a valid e-mail address.")]
     if password_errors(password):
         errors["password"] = password_errors(password)
@@ -209,6 +230,8 @@ def list_people(session: Session, principal: Principal, *, merchant_id: str | No
     if scope is not None:
         query = query.where(AdminUser.merchant_id == scope, AdminUser.role == MANAGER)
     elif merchant_id:
+        if not storable(merchant_id):
+            return []
         query = query.where(AdminUser.merchant_id == merchant_id)
     query = query.order_by(AdminUser.role.desc(), AdminUser.email).limit(limit)
     return list(session.scalars(query))
@@ -305,7 +328,7 @@ def _window_left(item: RateLimitItem, now: datetime) -> int:
 
 
 def _email_identity(email: str) -> str:
-    return hashlib.sha256(email.encode()).hexdigest()[:32]
+    return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def sign_in(session: Session, email: str, password: str, *, address: str, limiter: Limiter,
@@ -314,6 +337,8 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
     failure counts too) and opens a session for a `user`."""
     now = now or utcnow()
     email = normalise_email(email)[:320]
+    if not storable(email):
+        email = ""  # nobody's: refused like an unknown e-mail, without asking the database
     password = (password or "")[:MAX_PASSWORD_LENGTH]
     address_wait = limiter.remaining(policy.address_item, "addr", address, now)
     user = session.scalar(select(AdminUser).where(AdminUser.email == email)) if email else None
@@ -374,7 +399,7 @@ def open_session(session: Session, user: AdminUser, *, address: str, user_agent:
     token = secrets.token_urlsafe(32)
     record = AdminSession(token_hash=_token_hash(token), user_id=user.id, created_at=now,
                           last_seen_at=now, expires_at=now + timedelta(seconds=policy.absolute_seconds),
-                          address=(address or "")[:64], user_agent=(user_agent or "")[:300])
+                          address=clean(address)[:64], user_agent=clean(user_agent)[:300])
     session.add(record)
     session.flush()
     return Opened(record=record, token=token)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
+from couponsvc import people
+from couponsvc.domain_error import DomainError
 from couponsvc.extensions import db
 from couponsvc.models import AdminUser, AuditEntry
 
@@ -76,10 +79,10 @@ def test_a_manager_adds_a_manager_of_their_own_merchant_only(app, client, manage
                                               "password": "a good long password"})
     assert promoted.status_code == 200  # the role is not the manager's to choose: a manager
     with app.app_context():
-        people = {u.email: (u.role, u.merchant_id) for u in db.session.scalars(select(AdminUser))}
-    assert people["colleague@example.cn"] == ("manager", mine["id"])
-    assert people["boss@example.cn"] == ("manager", mine["id"])
-    assert "intruder@example.cn" not in people
+        found = {u.email: (u.role, u.merchant_id) for u in db.session.scalars(select(AdminUser))}
+    assert found["colleague@example.cn"] == ("manager", mine["id"])
+    assert found["boss@example.cn"] == ("manager", mine["id"])
+    assert "intruder@example.cn" not in found
 
 
 def test_a_manager_sees_and_manages_their_merchants_people_only(app, client, operator, manager_of,
@@ -140,3 +143,33 @@ def test_a_locked_manager_is_unlocked_by_a_colleague(app, client, manager_of, si
     assert "解锁" in page.get("/admin/users").get_data(as_text=True)
     assert page.post(f"/admin/users/{colleague.id}/enable").status_code == 302
     assert pages(app.test_client()).sign_in(colleague.email, colleague.password).status_code == 302
+
+
+@pytest.mark.parametrize("value", ["\x00", "a\x00b"])
+def test_text_no_database_can_keep_is_refused_not_an_error(app, client, operator, signed_in, value):
+    merchant = client.merchant()
+    page = signed_in(app.test_client(), operator)
+    assert page.get("/admin/users", query_string={"merchant": value}).status_code == 200
+    for data, status in (({"email": f"x{value}@example.cn", "merchant_id": merchant["id"]}, 422),
+                         ({"email": "ok@example.cn", "name": value, "merchant_id": merchant["id"]}, 422),
+                         ({"email": "ok@example.cn", "merchant_id": value}, 404)):
+        answer = page.post("/admin/users/new", {"role": "manager", "password": "long enough pw",
+                                                **data})
+        assert answer.status_code == status, data
+    for name in ("merchant", "action", "after"):
+        assert page.get("/admin/audit", query_string={name: value}).status_code == 422
+
+
+def test_a_lone_surrogate_is_refused_by_the_domain(app, client):
+    merchant = client.merchant()
+    with app.app_context():
+        for fields in ({"email": "x\ud800@example.cn"}, {"email": "ok@example.cn", "name": "\ud800"}):
+            with pytest.raises(DomainError) as refused:
+                people.create_person(db.session, people.SYSTEM, password="long enough pw",
+                                     merchant_id=merchant["id"], **fields)
+            assert refused.value.code == "validation_error"
+        with pytest.raises(DomainError) as refused:
+            people.create_person(db.session, people.SYSTEM, email="ok@example.cn",
+                                 password="long enough pw", merchant_id="mer_\ud800")
+        assert refused.value.code == "not_found"
+        assert people.list_people(db.session, people.SYSTEM, merchant_id="mer_\ud800") == []

@@ -237,3 +237,13 @@ def test_odd_input_is_refused_not_an_error(app, email):
     page = pages(app.test_client())
     page.get("/admin/sign-in")
     assert page.post("/admin/sign-in", {"email": email, "password": "p" * 5000}).status_code == 401
+
+
+def test_odd_input_is_audited_as_it_can_be(app):
+    page = pages(app.test_client())
+    page.get("/admin/sign-in")
+    page.post("/admin/sign-in", {"email": "a\x00b@example.cn", "password": "x"},
+              headers={"User-Agent": "agent"})
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry)).one()
+    assert entry.action == "auth.sign_in_failed" and entry.user_email == "a\ufffdb@example.cn"
