@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 26
+LEFT, RIGHT, TOP, BOTTOM = 64, 8, 14, 36
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,9 @@ PAGE = 50
 SHOWN_ON_PAGE = 10
 PER_SHEET = 12  # coupons on one A4 sheet: 3 columns of 4
 MAX_SHEETS = 10
-STATUS_NAMES = {  # the words of admin/_macros.html's status_badge
-    "draft": lambda: _("draft"), "active": lambda: _("active"), "paused": lambda: _("paused"),
-    "ended": lambda: _("ended"), "failed": lambda: _("failed"), "cancelled": lambda: _("cancelled"),
+STATUS_NAMES = {  # the words of admin/campaigns/_status.html
+    "draft": lambda: _("draft"), "active": lambda: _("on sale"), "paused": lambda: _("paused"),
+    "ended": lambda: _("ended"), "failed": lambda: _("did not tip"), "cancelled": lambda: _("cancelled"),
 }
 
 

@@ -1,0 +1,155 @@
+"""Campaigns in chromium, by their labels, in Chinese and in English: a campaign created
+through the form (a field error shown, then fixed), published, seen on the dashboard;
+another merchant's campaign is not found by URL; the dashboard, the list, the form with an
+error, the campaign page and the print sheet looked at on a 1280 px screen and a 390 px phone."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from rq import Queue, SimpleWorker
+
+from couponsvc import people
+from couponsvc.jobs import runner
+from tests.admin.conftest import make_person
+
+from .conftest import DESKTOP, PHONE, screenshot
+
+WORDS = {
+    "zh-CN": {"email": "邮箱", "password": "密码", "sign_in": "登录", "campaigns": "团购活动",
+              "dashboard": "概览", "new": "新建团购", "title": "标题", "price": "售价（元）",
+              "list_price": "原价（元）", "tipping": "成团人数", "sales_start": "开售时间",
+              "sales_end": "停售时间", "valid_from": "生效时间", "valid_until": "失效时间",
+              "create": "创建草稿", "not_money": "请填写以元为单位的金额", "publish": "发布",
+              "yes": "确定", "published": "已发布", "live": "在售团购", "not_found": "未找到",
+              "print": "打印二维码券"},
+    "en-US": {"email": "Email", "password": "Password", "sign_in": "Sign in", "campaigns": "Campaigns",
+              "dashboard": "Dashboard", "new": "New campaign", "title": "Title", "price": "Price (yuan)",
+              "list_price": "List price (yuan)", "tipping": "Tipping point", "sales_start": "Sales start",
+              "sales_end": "Sales end", "valid_from": "Valid from", "valid_until": "Valid until",
+              "create": "Create draft", "not_money": "Enter an amount in yuan", "publish": "Publish",
+              "yes": "Yes", "published": "Published:", "live": "Live deals", "not_found": "Not found",
+              "print": "Print QR coupons"},
+}
+SIZES = (("1280", DESKTOP), ("390", PHONE))
+
+
+def sign_in(page, words, person):
+    page.goto("/admin/sign-in")
+    page.get_by_label(words["email"], exact=True).fill(person.email)
+    page.get_by_label(words["password"], exact=True).fill(person.password)
+    page.get_by_role("button", name=words["sign_in"], exact=True).click()
+    page.get_by_role("navigation").wait_for()
+
+
+def assert_fits(page):
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url}: the page is {overflow} px wider than the screen"
+
+
+def look(page, name: str) -> None:
+    """A screenshot at each size, after checking that nothing runs off the side."""
+    for size, viewport in SIZES:
+        page.set_viewport_size(viewport)
+        assert_fits(page)
+        screenshot(page, f"{name}-{size}")
+    page.set_viewport_size(DESKTOP)
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M")
+
+
+def bulk_codes(app, client, shop_key: str, campaign_id: str, count: int) -> None:
+    client.ok(client.post(f"campaigns/{campaign_id}/coupons/bulk", {"count": count}, key=shop_key), 202)
+    connection = runner(app).redis()
+    with app.app_context():
+        SimpleWorker([Queue("bulk", connection=connection)], connection=connection).work(burst=True)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_create_with_an_error_fix_it_publish_and_see_it_on_the_dashboard(app, client, live_server,
+                                                                         new_context, locale):
+    words, short = WORDS[locale], locale[:2]
+    merchant = client.merchant(name="老街牛肉面", city="赣州")
+    client.store(merchant["id"], name="章贡店")
+    manager_key = client.key(merchant["id"], "manager")
+    manager = make_person(app, role=people.MANAGER, merchant_id=merchant["id"], name="李店长")
+    # a distribution campaign with printed codes, and a deal already selling
+    handout = client.campaign(merchant["id"], title="全城派券：满 100 减 20", max_coupons=100)
+    bulk_codes(app, client, manager_key, handout["id"], 14)
+    for _ in range(3):
+        client.order(handout["id"])
+    page = new_context(locale=locale, viewport=DESKTOP).new_page()
+    sign_in(page, words, manager)
+
+    page.get_by_role("navigation").get_by_role("link", name=words["campaigns"], exact=True).click()
+    page.get_by_role("heading", name=words["campaigns"]).wait_for()
+    look(page, f"admin-campaigns-{short}")
+    page.get_by_role("link", name=words["new"]).click()
+    now = datetime.now(ZoneInfo("UTC"))
+    page.get_by_label(words["title"], exact=True).fill("双人火锅套餐")
+    page.get_by_label(words["price"], exact=True).fill("39.9元")  # a typo the form refuses
+    page.get_by_label(words["list_price"], exact=True).fill("68")
+    page.get_by_label(words["tipping"], exact=True).fill("2")
+    page.get_by_label(words["sales_start"], exact=True).fill(local(now - timedelta(hours=1)))
+    page.get_by_label(words["sales_end"], exact=True).fill(local(now + timedelta(days=7)))
+    page.get_by_label(words["valid_from"], exact=True).fill(local(now - timedelta(hours=1)))
+    page.get_by_label(words["valid_until"], exact=True).fill(local(now + timedelta(days=30)))
+    page.get_by_role("button", name=words["create"]).click()
+    price = page.get_by_label(words["price"], exact=True)
+    assert price.get_attribute("aria-invalid") == "true"
+    assert words["not_money"] in page.locator("#f-price-error").inner_text()
+    assert price.input_value() == "39.9元"  # what was typed is kept
+    assert page.get_by_label(words["title"], exact=True).input_value() == "双人火锅套餐"
+    look(page, f"admin-campaign-form-error-{short}")
+
+    price.fill("39.90")
+    page.get_by_role("button", name=words["create"]).click()
+    page.get_by_role("heading", name=re.compile("双人火锅套餐")).wait_for()
+    assert "¥39.90" in page.content()
+    page.locator("summary", has_text=words["publish"]).click()
+    page.get_by_role("button", name=f"{words['yes']}: {words['publish']}").click()
+    page.locator(".flash-success", has_text=words["published"]).wait_for()
+    look(page, f"admin-campaign-page-{short}")
+
+    page.get_by_role("navigation").get_by_role("link", name=words["dashboard"], exact=True).click()
+    deals = page.locator("table.deals")
+    deals.get_by_role("link", name="双人火锅套餐").wait_for()
+    assert deals.get_by_role("link", name=handout["title"]).count() == 1
+    assert page.locator('[data-figure="sold-today"]').inner_text() == "3"
+    look(page, f"admin-dashboard-{short}")
+
+    page.goto(f"/admin/campaigns/{handout['id']}")
+    look(page, f"admin-campaign-page-bulk-{short}")
+    page.get_by_role("link", name=words["print"]).click()
+    coupons = page.locator(".coupon")
+    assert coupons.count() == 12 and page.locator(".coupon svg").count() == 12
+    look(page, f"admin-print-sheet-{short}")
+    page.emulate_media(media="print")
+    screenshot(page, f"admin-print-sheet-{short}-print")
+    pdf = page.pdf(prefer_css_page_size=True)  # the sheet is one A4 page: 595 x 842 points
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
+    box = [float(n) for n in re.search(rb"/MediaBox\s*\[([^\]]*)\]", pdf).group(1).split()]
+    assert abs(box[2] - box[0] - 595) < 2 and abs(box[3] - box[1] - 842) < 2, box
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_a_manager_cannot_reach_another_merchants_campaign_by_url(app, client, live_server, new_context,
+                                                                 locale):
+    words = WORDS[locale]
+    own, other = client.merchant(), client.merchant()
+    theirs = client.campaign(other["id"], title="别家的团购")
+    manager = make_person(app, role=people.MANAGER, merchant_id=own["id"])
+    page = new_context(locale=locale, viewport=PHONE).new_page()
+    sign_in(page, words, manager)
+    for path in ("", "/edit", "/print", "/publish"):
+        answer = page.goto(f"/admin/campaigns/{theirs['id']}{path}")
+        assert answer.status == 404, path
+        assert page.get_by_role("heading", name=words["not_found"]).count() == 1
+        assert "别家的团购" not in page.content()
+    page.goto("/admin/campaigns")
+    assert "别家的团购" not in page.content()
