@@ -103,6 +103,10 @@ def test_every_operation_answers_as_its_document_says(client, app, answers):
     problem(client.post(f"redemptions/{redeemed['id']}/reverse", {"reason": "again"}, key=manager),
             409, "redemption_already_reversed")
     client.ok(client.get("redemption-attempts", key=manager))
+    offline = {"qr": coupon["qr_payload"], "scanned_at": iso(now()), "device_id": "till", "nonce": "1"}
+    uploaded = client.ok(client.post("redemptions/batch", {"items": [offline, offline]}, key=scanner))
+    assert [item["status"] for item in uploaded["items"]] == ["accepted", "duplicate"]  # reversed above
+    problem(client.post("redemptions/batch", {"items": []}, key=scanner), 422, "validation_error")
     problem(client.request("POST", "redemptions", key=scanner, data=b"{", content_type="application/json"),
             400, "malformed_json")
     problem(client.request("POST", "redemptions", key=scanner, data="code=x",
