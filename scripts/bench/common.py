@@ -390,9 +390,10 @@ def make_fixture(client: Client, tag: str, max_coupons: int) -> Fixture:
 
 
 def place_orders(client: Client, fixture: Fixture, tag: str, first: int, count: int,
-                 threads: int, codes: list[str]) -> float:
-    """`count` orders of ORDER_QUANTITY from `threads` clients, their codes added to `codes`;
-    prints and answers the coupons issued per second."""
+                 threads: int, codes: list[str], qr: dict[str, str] | None = None) -> float:
+    """`count` orders of ORDER_QUANTITY from `threads` clients, their codes added to `codes`
+    (and their QR payloads to `qr`, by code, when given); prints and answers the coupons
+    issued per second."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     issued, lock = len(codes), threading.Lock()
@@ -407,6 +408,8 @@ def place_orders(client: Client, fixture: Fixture, tag: str, first: int, count: 
         if status in (200, 201):
             latencies.append(time.perf_counter() - started)
             codes.extend(c["code"] for c in order.get("coupons", []))
+            if qr is not None:
+                qr.update((c["code"], c["qr_payload"]) for c in order.get("coupons", []))
             return
         with lock:
             errors[f"{status} {order.get('code', '') if isinstance(order, dict) else ''}"] += 1

@@ -1,6 +1,7 @@
 -- wrk script of scripts/bench_redeem.py: every request redeems a distinct coupon.
 --   wrk ... -s redeem.lua URL -- MODE CODES_FILE NTHREADS [SCANNER_KEY STORE_ID [IDEMPOTENCY]]
--- MODE "ours": POST /api/v1/redemptions (IDEMPOTENCY "1" adds an Idempotency-Key per request);
+-- MODE "ours": POST /api/v1/redemptions (IDEMPOTENCY "1" adds an Idempotency-Key per request;
+-- a line that is a QR payload, "CPN1.<code>....", is sent as {"qr"}, any other as {"code"});
 -- "thin": POST /redeem/<code> to thin_redeem.py. Thread i takes the codes whose index is i
 -- modulo NTHREADS; a thread out of codes stops. done() prints "WRK_RESULT {json}": every
 -- status counted, latency percentiles of all requests, codes loaded and answered.
@@ -30,9 +31,10 @@ function init(args)
             if mode == "ours" then
                local headers = {["Authorization"] = "Bearer " .. key,
                                 ["Content-Type"] = "application/json"}
-               if idem then headers["Idempotency-Key"] = "bench-redeem-" .. code end
+               local field = code:sub(1, 5) == "CPN1." and "qr" or "code"
+               if idem then headers["Idempotency-Key"] = "bench-redeem-" .. code:sub(1, 200) end
                req = wrk.format("POST", "/api/v1/redemptions", headers,
-                                '{"code": "' .. code .. '", "store_id": "' .. store_id .. '"}')
+                                '{"' .. field .. '": "' .. code .. '", "store_id": "' .. store_id .. '"}')
             else
                req = wrk.format("POST", "/redeem/" .. code, {["Content-Length"] = "0"}, nil)
             end
