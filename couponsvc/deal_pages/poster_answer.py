@@ -11,6 +11,7 @@ kept (`PosterCache`) until what it says changes.
 from __future__ import annotations
 
 from flask import Response, current_app, request
+from sqlalchemy.orm import lazyload
 
 from ..api.bearer import current_principal
 from ..campaigns import get_campaign
@@ -56,7 +57,7 @@ def _campaign_to_draw(campaign_id: str, token: str | None) -> Campaign:
     if token is not None:
         if not poster_token_matches(current_app.config["SECRET_KEY"], campaign_id, token):
             raise DomainError("not_found", say("No such campaign"))
-        campaign = db.session.get(Campaign, campaign_id)
+        campaign = db.session.get(Campaign, campaign_id, options=[lazyload(Campaign.stores)])
         if campaign is None:
             raise DomainError("not_found", say("No such campaign"))
         return campaign

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session, lazyload
 
 from ..domain_error import DomainError, say
 from ..models import Campaign, Merchant, Store
+from ..models.campaign import campaign_stores
 from .deal_link import deal_link, storefront_template
 
 PUBLIC_STATUSES = ("active", "paused", "ended", "failed")
@@ -76,16 +77,31 @@ class Deal:
 
 
 def public_deal(session: Session, campaign_id: str, links: LinkSettings) -> Deal:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status not in PUBLIC_STATUSES:
+    """Two statements: the campaign with its merchant, then its stores."""
+    row = session.execute(
+        select(Campaign, Merchant).join(Merchant, Merchant.id == Campaign.merchant_id)
+        .where(Campaign.id == campaign_id, Campaign.status.in_(PUBLIC_STATUSES))
+        .options(lazyload(Campaign.stores))).first()
+    if row is None:
         raise DomainError("not_found", say("No such deal"))
-    return deal_of(session, campaign, links)
+    return _deal(row.Campaign, row.Merchant, _stores(session, row.Campaign), links)
 
 
 def deal_of(session: Session, campaign: Campaign, links: LinkSettings) -> Deal:
-    merchant = session.get(Merchant, campaign.merchant_id)
-    stores = campaign.stores or session.scalars(
-        select(Store).where(Store.merchant_id == merchant.id).order_by(Store.id)).all()
+    return _deal(campaign, session.get(Merchant, campaign.merchant_id), _stores(session, campaign),
+                 links)
+
+
+def _stores(session: Session, campaign: Campaign) -> list[Store]:
+    """The stores that honour the deal: those it names, or every store of its merchant."""
+    named = select(campaign_stores.c.store_id).where(campaign_stores.c.campaign_id == campaign.id)
+    return list(session.scalars(
+        select(Store).where(Store.merchant_id == campaign.merchant_id,
+                            or_(Store.id.in_(named), ~exists(named)))
+        .order_by(Store.id)))
+
+
+def _deal(campaign: Campaign, merchant: Merchant, stores: list[Store], links: LinkSettings) -> Deal:
     template = storefront_template(merchant_template(merchant), links.deployment_template)
     link = deal_link(campaign_id=campaign.id, merchant_id=merchant.id,
                      merchant_template=merchant_template(merchant),
