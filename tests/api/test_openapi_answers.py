@@ -86,6 +86,7 @@ def test_every_operation_answers_as_its_document_says(client, app, answers):
     assert "keys" in client.ok(client.get("qr-keys", key=None))
     client.ok(client.post(f"coupons/{other}/void", {"reason": "refund"}, key=manager))
     client.ok(client.get("revocations", key=scanner))
+    client.ok(client.get("whoami", key=scanner))
     assert coupon["code"] == code
 
     # the till
