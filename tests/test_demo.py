@@ -75,7 +75,7 @@ def test_scripts_serve_prints_a_working_command_and_counts_failed_lookups_once(t
             assert serve.poll() is None, log_path.read_text()
             try:
                 return requests.get(f"{base}/healthz", timeout=5).ok
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still booting
                 return False
 
         wait_until(up, "./scripts/serve to answer", deadline=600)
