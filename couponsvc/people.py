@@ -25,6 +25,7 @@ after it was opened, whichever comes first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -53,8 +54,13 @@ MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 hasher = PasswordHasher()
-# Verified against when nobody has the e-mail, so that an unknown e-mail takes as long.
-_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when nobody has the e-mail, so that an unknown e-mail takes as long
+    (made at the first such sign-in, not when a process starts)."""
+    return hasher.hash(secrets.token_urlsafe(16))
 
 SYSTEM = Principal(key_id=None, role=PLATFORM, merchant_id=None, store_id=None)
 """Who acts from the command line (`create-admin`, the demo): the platform, no person."""
@@ -376,7 +382,7 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
 def _equal_time(password: str) -> bool:
     """Verify against a throwaway hash: an unknown e-mail costs what a known one does."""
     try:
-        return hasher.verify(_DUMMY_HASH, password)
+        return hasher.verify(_dummy_hash(), password)
     except VerificationError:
         return False
 
