@@ -20,6 +20,8 @@ class Order(Base):
         Index("ix_orders_merchant", "merchant_id", "id"),
         Index("ix_orders_customer_ref", "customer_ref", "id"),
         Index("ix_orders_payment_ref", "payment_ref", "id"),
+        # what the dashboard's sold today reads (migration 0012)
+        Index("ix_orders_merchant_time", "merchant_id", "created_at", postgresql_include=["quantity"]),
     )
 
     STATUSES = ("pending", "confirmed", "refund_pending")

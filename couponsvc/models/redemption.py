@@ -20,6 +20,11 @@ class Redemption(Base):
     __table_args__ = (
         Index("ix_redemptions_coupon", "coupon_code"),
         Index("ix_redemptions_merchant", "merchant_id", "id"),
+        # what a campaign's figures and the dashboard read (migration 0012)
+        Index("ix_redemptions_campaign", "campaign_id", "redeemed_at",
+              postgresql_include=["store_id", "reversed_at", "uses"]),
+        Index("ix_redemptions_merchant_time", "merchant_id", "redeemed_at",
+              postgresql_include=["reversed_at"]),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
