@@ -10,7 +10,17 @@ in the page's language.
 
 from __future__ import annotations
 
+from flask_babel import get_translations
 from flask_babel import gettext as _
+
+from ..domain_error import Sentence, say_n
+
+
+def _plural(sentence: Sentence) -> dict:
+    """Both forms of a plural, unfilled: the script fills `%(num)s` and takes `one` for 1."""
+    catalogue = get_translations()
+    return {"one": catalogue.ngettext(sentence.msgid, sentence.plural, 1),
+            "other": catalogue.ngettext(sentence.msgid, sentence.plural, 2)}
 
 
 def page_strings() -> dict:
@@ -75,7 +85,7 @@ def page_strings() -> dict:
         "offline": _("Offline"),
         "offline_note": _("Offline: scanned QR codes are checked on this device and uploaded "
                           "later; typed codes cannot be checked."),
-        "waiting": _("%(count)s waiting to upload"),
+        "waiting": _plural(_N_WAITING),
         "synced": _("Keys and revocations updated %(time)s"),
         "camera_starting": _("Starting the camera…"),
         "camera_ready": _("Hold the coupon's QR code in front of the camera"),
@@ -92,8 +102,15 @@ def page_strings() -> dict:
             "rejected": _("Refused on upload"),
             "waiting": _("Waiting to upload"),
         },
-        "conflict_banner": _("%(count)s offline scans were refused on upload: check them below."),
-        "sign_out_waiting": _("%(count)s scans are still waiting to upload. They stay on this "
-                              "device. Sign out?"),
+        "conflict_banner": _plural(_N_REFUSED),
+        "sign_out_waiting": _plural(_N_SIGN_OUT),
         "any_store": _("Choose the store this device is at"),
     }
+
+
+# Marked for the catalogue by `say_n`, which keeps both forms (`Sentence.msgid`, `.plural`).
+_N_WAITING = say_n("%(num)s waiting to upload", "%(num)s waiting to upload", 2)
+_N_REFUSED = say_n("%(num)s offline scan was refused on upload: check it below.",
+                   "%(num)s offline scans were refused on upload: check them below.", 2)
+_N_SIGN_OUT = say_n("%(num)s scan is still waiting to upload. It stays on this device. Sign out?",
+                    "%(num)s scans are still waiting to upload. They stay on this device. Sign out?", 2)

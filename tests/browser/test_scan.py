@@ -211,6 +211,8 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     """No camera here (the shared chromium has none): typed codes do everything."""
     shop = Shop(client, uses_per_coupon=3)
     coupon = shop.coupon()
+    lunch_deal = client.campaign(shop.merchant["id"], title="午市单人套餐")
+    lunch = client.order(lunch_deal["id"])["coupons"][0]  # its first buyer tips the deal
     context = new_context(locale=locale, viewport=PHONE)
     page = context.new_page()
     page.goto("/scan")
@@ -270,7 +272,27 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     page.set_viewport_size({"width": 360, "height": 740})  # the narrowest phone it is made for
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     screenshot(page, "scan-en-amber-360")
+    page.set_viewport_size(PHONE)
+
+    # Meanwhile a till at another store redeems a coupon this device also takes offline.
+    page.evaluate("text => couponScan.handleText(text)", lunch["qr_payload"])
+    expect(outcome(page, "queued")).to_contain_text("午市单人套餐")
+    client.ok(client.post("redemptions", {"code": lunch["code"]}, key=shop.scanner), 201)
+
+    # Back online: one accepted, one conflict, shown to the staff and kept for the manager.
     context.set_offline(False)
     expect(page.locator("body")).to_have_attribute("data-waiting", "0", timeout=ANSWER_MS)
     [row] = redemptions_of(live_server.app, other["code"])
     assert row.uses == 1
+    expect(page.locator(".queue-item[data-state=accepted]")).to_have_count(1)
+    expect(page.locator(".queue-item[data-state=conflict]")).to_contain_text(lunch["display"])
+    expect(page.locator("#conflicts")).to_have_text(
+        "1 offline scan was refused on upload: check it below.")
+    # The amber answer still on screen turns red with what the upload found.
+    outcome(page, "refused", "coupon_already_redeemed")
+    screenshot(page, "scan-en-conflict")
+    attempts = client.ok(client.get("redemption-attempts", key=shop.manager,
+                                    query_string={"reason": "offline_conflict"}))["data"]
+    assert [a["coupon_code"] for a in attempts] == [lunch["code"]]
+    page.locator("#conflicts").click()  # seen: the banner goes, the row stays
+    expect(page.locator("#conflicts")).to_be_hidden()

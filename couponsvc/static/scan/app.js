@@ -38,6 +38,11 @@
     });
   }
 
+  /* A plural from the page's words ({one, other}), filled with `count`. */
+  function sayN(forms, count) {
+    return say(count === 1 ? forms.one : forms.other, { num: count });
+  }
+
   function show(id, visible) {
     $(id).hidden = !visible;
   }
@@ -269,7 +274,7 @@
   function signOut() {
     storage.queued().then(function (items) {
       var waiting = items.filter(function (item) { return item.state === "waiting"; }).length;
-      if (waiting && !confirm(say(strings.sign_out_waiting, { count: waiting }))) {
+      if (waiting && !confirm(sayN(strings.sign_out_waiting, waiting))) {
         return;
       }
       if (camera) {
@@ -544,6 +549,7 @@
     }).then(function (changed) {
       if (changed && changed.length) {
         refreshQueue();
+        changed.forEach(settled);
       }
       return ready();
     })["catch"](function () {
@@ -552,6 +558,20 @@
       syncing = null;
     });
     return syncing;
+  }
+
+  /* The amber answer still on screen turns green or red once its upload is answered. */
+  function settled(item) {
+    if (!shown || shown.outcome !== "queued" || shown.nonce !== item.nonce || item.state === "waiting") {
+      return;
+    }
+    var base = { code: item.code, display: shown.display, title: shown.title, uses: item.uses };
+    if (item.state === "accepted") {
+      answer(Object.assign(base, { outcome: "redeemed", usesTotal: 0 }), null);
+    } else if (item.state === "conflict" || item.state === "rejected") {
+      answer(Object.assign(base, { outcome: "refused", reason: item.reason || "coupon_already_redeemed",
+        detail: item.detail || strings.upload[item.state], source: "server" }), null);
+    }
   }
 
   function ready() {
@@ -574,9 +594,9 @@
       var troubled = items.filter(function (item) {
         return (item.state === "conflict" || item.state === "rejected") && !item.seen;
       });
-      $("waiting").textContent = waiting.length ? say(strings.waiting, { count: waiting.length }) : "";
+      $("waiting").textContent = waiting.length ? sayN(strings.waiting, waiting.length) : "";
       document.body.setAttribute("data-waiting", String(waiting.length));
-      $("conflicts").textContent = troubled.length ? say(strings.conflict_banner, { count: troubled.length }) : "";
+      $("conflicts").textContent = troubled.length ? sayN(strings.conflict_banner, troubled.length) : "";
       show("conflicts", troubled.length > 0);
       var list = $("queue-list");
       list.textContent = "";
