@@ -31,7 +31,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
 
-    from . import admin, extensions, i18n, jobs, qr_keys, ratelimit, static_assets
+    from . import admin, compression, extensions, i18n, jobs, qr_keys, ratelimit, static_assets
+    from . import scan as scan_page
     from .api import register_api
     from .cli import register_cli
     from .deal_pages import init_app as init_deal_pages
@@ -39,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .health import health
     from .problems import problems
 
+    compression.init_app(app)  # first registered: its after_request runs last
     extensions.db.init_app(app)
     i18n.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir())
@@ -49,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_api(app)
     admin.init_app(app)
     init_deal_pages(app)
+    scan_page.init_app(app)
     app.register_blueprint(health)
     app.register_blueprint(problems)
     register_error_handlers(app)
