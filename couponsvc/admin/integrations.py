@@ -157,6 +157,7 @@ def _widget(f: schema_form.FormField, value: str, *, stored: bool) -> dict:
         widget |= {"type": "checkbox"}
     elif f.multiline:
         widget |= {"type": "textarea"}
+        attrs["rows"] = min(14, max(3, value.count("\n") + 2))
         if f.secret and stored:
             attrs["placeholder"] = _("(stored and hidden)")
     elif f.secret:
@@ -171,7 +172,7 @@ def _widget(f: schema_form.FormField, value: str, *, stored: bool) -> dict:
         widget |= {"type": "text"}
     if f.default not in (None, "", {}, []) and not f.secret and f.kind not in ("boolean", "json", "pairs"):
         hints.append(_("Default: %(value)s", value=f.default))
-    widget["hint"] = " ".join(hints) or None
+    widget["hint"] = " · ".join(hints) or None
     return widget
 
 

@@ -26,11 +26,18 @@ from .form_errors import form_errors
 from .guard import audit, operator_only, signed_in
 
 PAGE_SIZE = 50
+MERCHANT_FIELDS = ("name", "city", "timezone", "reversal_window")
 TIMEZONES = ("Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "Asia/Macau", "Asia/Taipei")
 
 
-def _form(*names: str) -> dict[str, str]:
-    return {name: request.form.get(name, "") for name in names}
+def _form(*names: str, prefix: str = "") -> dict[str, str]:
+    """The posted fields; on the merchant page, whose three forms share field names, each
+    form's inputs are named `<form>.<field>` (so their ids differ too)."""
+    return {name: request.form.get(prefix + name, "") for name in names}
+
+
+def _prefixed(errors: dict, prefix: str) -> dict:
+    return {prefix + str(name): messages for name, messages in errors.items()}
 
 
 def _merchant_input(form: dict[str, str]) -> dict:
@@ -122,17 +129,19 @@ def _people_url(merchant: Merchant) -> str | None:
 @signed_in
 def update_merchant(merchant_id: str):
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-    form = _form("name", "city", "timezone", "reversal_window")
+    form = _form("name", "city", "timezone", "reversal_window", prefix="merchant.")
     before = {"name": merchant.name, "city": merchant.city, "timezone": merchant.timezone,
               "reversal_window": merchant.reversal_window}
     try:
-        changes = MerchantIn().load(_merchant_input(form))
+        loaded = MerchantIn().load(_merchant_input(form))
+        changes = {name: loaded[name] for name in MERCHANT_FIELDS}  # what this form shows, no more
         merchants.update_merchant(db.session, merchant, changes,
                                   max_window=current_app.config["MAX_REVERSAL_WINDOW"])
     except (ValidationError, DomainError) as error:
         db.session.rollback()
         merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-        return _merchant_page(merchant, status=422, merchant_form=form, merchant_errors=form_errors(error))
+        return _merchant_page(merchant, status=422, merchant_form=form,
+                              merchant_errors=_prefixed(form_errors(error), "merchant."))
     changed = {name: changes[name] for name in before if before[name] != changes[name]}
     audit("merchant.update", "merchant", merchant.id, merchant.id, **changed)
     db.session.commit()
@@ -144,11 +153,12 @@ def update_merchant(merchant_id: str):
 @signed_in
 def create_store(merchant_id: str):
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-    form = _form("name", "city", "address")
+    form = _form("name", "city", "address", prefix="store.")
     try:
         store = merchants.create_store(db.session, merchant, **StoreIn().load(form))
     except ValidationError as error:
-        return _merchant_page(merchant, status=422, store_form=form, store_errors=form_errors(error))
+        return _merchant_page(merchant, status=422, store_form=form,
+                              store_errors=_prefixed(form_errors(error), "store."))
     audit("store.create", "store", store.id, merchant.id, name=store.name, city=store.city,
           address=store.address)
     db.session.commit()
@@ -184,20 +194,29 @@ def edit_store(store_id: str):
 def create_api_key(merchant_id: str):
     """The new key, shown on this answer alone: it is not stored, only its hash."""
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-    form = _form("role", "store_id", "label")
+    form = _form("role", "store_id", "label", prefix="key.")
     body = {"role": form["role"], "label": form["label"], "store_id": form["store_id"] or None}
     try:
         new = create_key(db.session, merchant_id=merchant.id, **ApiKeyIn().load(body))
     except (ValidationError, DomainError) as error:
         db.session.rollback()
         merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-        return _merchant_page(merchant, status=422, key_form=form, key_errors=form_errors(error))
+        return _merchant_page(merchant, status=422, key_form=form,
+                              key_errors=_prefixed(form_errors(error), "key."))
     key = new.key
     audit("api_key.create", "api_key", key.id, merchant.id, role=key.role, store_id=key.store_id,
           label=key.label, prefix=key.prefix)
     db.session.commit()
     response = _merchant_page(merchant, new_key=new)
     return response[0], 201, {"Cache-Control": "no-store"}
+
+
+@admin.get("/merchants/<merchant_id>/api-keys")
+@signed_in
+def api_keys(merchant_id: str):
+    """Where the answer that showed a new key was: its merchant's keys (the key is not shown again)."""
+    merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
+    return redirect(url_for("admin.merchant_page", merchant_id=merchant.id, _anchor="keys"))
 
 
 @admin.post("/api-keys/<key_id>/revoke")

@@ -80,10 +80,10 @@ def test_a_manager_has_one_merchant_and_no_other(client, shop, manager):
     assert manager.get(f"/admin/merchants/{shop.merchant['id']}").status_code == 200
     foreign = other.merchant["id"]
     assert manager.get(f"/admin/merchants/{foreign}").status_code == 404
-    assert manager.post(f"/admin/merchants/{foreign}", {"name": "x", "city": "y", "timezone": "Asia/Shanghai",
-                                                        "reversal_window": ""}).status_code == 404
-    assert manager.post(f"/admin/merchants/{foreign}/stores", {"name": "x"}).status_code == 404
-    assert manager.post(f"/admin/merchants/{foreign}/api-keys", {"role": "scanner"}).status_code == 404
+    assert manager.post(f"/admin/merchants/{foreign}", {"merchant.name": "x", "merchant.city": "y",
+                                                        "merchant.timezone": "Asia/Shanghai"}).status_code == 404
+    assert manager.post(f"/admin/merchants/{foreign}/stores", {"store.name": "x"}).status_code == 404
+    assert manager.post(f"/admin/merchants/{foreign}/api-keys", {"key.role": "scanner"}).status_code == 404
     assert manager.get(f"/admin/stores/{other.store['id']}").status_code == 404
     assert manager.post(f"/admin/stores/{other.store['id']}", {"name": "mine now"}).status_code == 404
     [key_id] = [k["id"] for k in client.ok(client.get(f"merchants/{foreign}/api-keys"))["data"]][:1]
@@ -93,9 +93,18 @@ def test_a_manager_has_one_merchant_and_no_other(client, shop, manager):
     assert client.ok(client.get(f"api-keys/{key_id}"))["revoked_at"] is None
 
 
+def test_each_form_of_the_merchant_page_labels_its_own_inputs(shop, manager):
+    html = manager.get(f"/admin/merchants/{shop.merchant['id']}").get_data(as_text=True)
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for label_for in re.findall(r'<label for="([^"]+)"', html):
+        assert label_for in ids
+
+
 def test_a_manager_edits_their_merchant(app, shop, manager):
     answer = manager.post(f"/admin/merchants/{shop.merchant['id']}",
-                          {"name": "新名字", "city": "赣州", "timezone": "Asia/Urumqi", "reversal_window": "120"})
+                          {"merchant.name": "新名字", "merchant.city": "赣州", "merchant.timezone": "Asia/Urumqi",
+                           "merchant.reversal_window": "120"})
     assert answer.status_code == 302
     page = text(manager.get(f"/admin/merchants/{shop.merchant['id']}"))
     assert "新名字" in page and "Asia/Urumqi" in page and "120 seconds" in page
@@ -105,10 +114,11 @@ def test_a_manager_edits_their_merchant(app, shop, manager):
 
 def test_stores_are_added_and_edited_with_city_and_address(app, client, shop, manager):
     merchant_id = shop.merchant["id"]
-    refused = manager.post(f"/admin/merchants/{merchant_id}/stores", {"name": "", "city": "", "address": ""})
-    assert refused.status_code == 422 and field_error(text(refused), "name")
+    refused = manager.post(f"/admin/merchants/{merchant_id}/stores", {"store.name": "", "store.address": "x"})
+    assert refused.status_code == 422 and field_error(text(refused), "store.name")
+    assert 'value="x"' in text(refused)
     assert manager.post(f"/admin/merchants/{merchant_id}/stores",
-                        {"name": "章贡店", "city": "", "address": "文清路 8 号"}).status_code == 302
+                        {"store.name": "章贡店", "store.city": "", "store.address": "文清路 8 号"}).status_code == 302
     with app.app_context():
         store = db.session.scalars(select(Store).where(Store.name == "章贡店")).one()
         db.session.expunge(store)
@@ -126,7 +136,7 @@ def test_stores_are_added_and_edited_with_city_and_address(app, client, shop, ma
 def test_a_new_key_is_shown_once_works_and_is_revoked(app, client, shop, manager):
     merchant_id = shop.merchant["id"]
     created = manager.post(f"/admin/merchants/{merchant_id}/api-keys",
-                           {"role": "scanner", "store_id": shop.store["id"], "label": "前台"})
+                           {"key.role": "scanner", "key.store_id": shop.store["id"], "key.label": "前台"})
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store"
     secret = re.search(r'data-testid="new-key">(cpn_scanner_[A-Za-z0-9_-]+)<', created.get_data(as_text=True)).group(1)
@@ -153,12 +163,13 @@ def test_a_new_key_is_shown_once_works_and_is_revoked(app, client, shop, manager
 def test_a_key_form_refuses_what_the_api_refuses(client, shop, manager):
     merchant_id = shop.merchant["id"]
     pinned_manager = manager.post(f"/admin/merchants/{merchant_id}/api-keys",
-                                  {"role": "manager", "store_id": shop.store["id"], "label": ""})
+                                  {"key.role": "manager", "key.store_id": shop.store["id"], "key.label": ""})
     assert pinned_manager.status_code == 422
-    assert field_error(text(pinned_manager), "store_id") == "Only scanner keys can be pinned to a store."
-    platform = manager.post(f"/admin/merchants/{merchant_id}/api-keys", {"role": "platform"})
-    assert platform.status_code == 422 and field_error(text(platform), "role")
+    assert field_error(text(pinned_manager), "key.store_id") == "Only scanner keys can be pinned to a store."
+    platform = manager.post(f"/admin/merchants/{merchant_id}/api-keys", {"key.role": "platform"})
+    assert platform.status_code == 422 and field_error(text(platform), "key.role")
     foreign_store = Shop(client).store["id"]
-    other = manager.post(f"/admin/merchants/{merchant_id}/api-keys", {"role": "scanner", "store_id": foreign_store})
+    other = manager.post(f"/admin/merchants/{merchant_id}/api-keys", {"key.role": "scanner",
+                                                                      "key.store_id": foreign_store})
     assert other.status_code == 422
-    assert field_error(text(other), "store_id") == "No such store for this merchant."
+    assert field_error(text(other), "key.store_id") == "No such store for this merchant."
