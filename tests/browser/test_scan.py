@@ -215,6 +215,9 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     lunch = client.order(lunch_deal["id"])["coupons"][0]  # its first buyer tips the deal
     context = new_context(locale=locale, viewport=PHONE)
     page = context.new_page()
+    posts = []  # what the page sent to the API's redeem and batch
+    page.on("request", lambda r: posts.append((r.url.split("/api/v1")[1], r.headers))
+            if r.method == "POST" and "/api/v1/redemptions" in r.url else None)
     page.goto("/scan")
     screenshot(page, "scan-en-sign-in")
 
@@ -233,6 +236,7 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     page.get_by_label("Code").press("Enter")
     outcome(page, "refused", "invalid_code")
     expect(page.get_by_role("status")).to_contain_text("mistyped")
+    assert posts == [], "a typo is told by the browser alone"
 
     # A coupon of three uses asks how many; two are taken.
     page.get_by_label("Code").fill(coupon["display"])
@@ -296,3 +300,6 @@ def test_typed_codes_multi_use_reverse_and_store_choice(client, live_server, new
     assert [a["coupon_code"] for a in attempts] == [lunch["code"]]
     page.locator("#conflicts").click()  # seen: the banner goes, the row stays
     expect(page.locator("#conflicts")).to_be_hidden()
+    paths = [path for path, _headers in posts]
+    assert paths.count("/redemptions") == 1 and "/redemptions/batch" in paths, paths
+    assert all(headers.get("idempotency-key") for path, headers in posts if path != "/redemptions/validate")
