@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
@@ -186,3 +188,24 @@ def test_the_coupon_page_speaks_chinese_by_default(client, shop, manager_of, sig
     assert "历史" in html and "作废" in html
     typo = text(page.get("/admin/coupons", query_string={"code": mistyped(code)}))
     assert "券码无效" in typo
+
+
+def test_times_are_in_the_merchants_time_zone(client, manager_of, signed_in):
+    merchant = client.merchant(timezone="Asia/Urumqi")
+    coupon = client.order(client.campaign(merchant["id"])["id"])["coupons"][0]
+    until = datetime.fromisoformat(client.ok(client.get(f"coupons/{coupon['code']}"))["valid_until"])
+    page = english(signed_in(client, manager_of(merchant)))
+    html = text(page.get(f"/admin/coupons/{coupon['code']}"))
+    assert until.astimezone(ZoneInfo("Asia/Urumqi")).strftime("%Y-%m-%d %H:%M") in html
+    assert until.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") not in html
+    assert "Asia/Urumqi" in html
+
+
+@pytest.mark.config(LOOKUP_LIMIT_PER_ADDRESS="3/minute")
+def test_failed_look_ups_use_up_the_addresss_budget_as_the_apis_do(shop, manager):
+    code = shop.coupon()["code"]
+    for _ in range(3):
+        assert manager.get("/admin/coupons", query_string={"code": unknown_code()}).status_code == 404
+    refused = manager.get("/admin/coupons", query_string={"code": code})  # a real one too, now
+    assert refused.status_code == 429
+    assert "too many failed look-ups" in text(refused)

@@ -306,3 +306,16 @@ def test_another_merchants_integration_is_404_whatever_the_method(app, client, s
     assert integration_ids(app, other.merchant["id"]) == [theirs["id"]]
     assert client.ok(client.get(f"integrations/{theirs['id']}"))["config"] == {"url": receiver.url + "/hook"}
     assert len(receiver.requests) == 1
+
+
+def test_the_deliveries_log_is_paged_newest_first(app, client, shop, manager):
+    theirs = client.ok(client.post(f"merchants/{shop.merchant['id']}/integrations",
+                                   {"adapter": "webhook", "config": {"url": "https://erp.example.cn/hook"}}), 201)
+    ids = [client.ok(client.post(f"integrations/{theirs['id']}/test"), 202)["id"] for _ in range(52)]
+    first = manager.get(f"/admin/integrations/{theirs['id']}/deliveries").get_data(as_text=True)
+    shown = re.findall(r'<tr class="delivery" id="(dlv_\w+)"', first)
+    assert shown == ids[::-1][:50]
+    after = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    second = manager.get(after).get_data(as_text=True)
+    assert re.findall(r'<tr class="delivery" id="(dlv_\w+)"', second) == ids[::-1][50:]
+    assert 'rel="next"' not in second
