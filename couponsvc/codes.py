@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import secrets
 import unicodedata
+from operator import mul
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 LENGTH = 12
@@ -36,6 +37,7 @@ _INVERSE_OF_LAST_WEIGHT = pow(LENGTH, -1, BASE)
 _VALUE = {symbol: value for value, symbol in enumerate(ALPHABET)}
 # Input longer than this is refused before Unicode normalisation gets to see it.
 _MAX_RAW_LENGTH = 64
+_WEIGHTS = range(1, LENGTH + 1)  # the weight of each position in the check sum
 # Dashes that phones, word processors and full-width keyboards put in pasted codes.
 _EXTRA_SEPARATORS = frozenset("\u2212")
 
@@ -111,6 +113,15 @@ def canonical(raw: str) -> str:
     if len(raw) > _MAX_RAW_LENGTH:
         raise CodeError(CodeError.LENGTH, f"a coupon code has {LENGTH} characters")
     text = unicodedata.normalize("NFKC", raw).upper()
+    # Already canonical (the usual case): nothing to take out, every symbol in the alphabet.
+    symbols = text if len(text) == LENGTH and not text.strip(ALPHABET) else _symbols(text)
+    if sum(map(mul, _WEIGHTS, map(_VALUE.__getitem__, symbols))) % BASE:
+        raise CodeError(CodeError.CHECK, "the code was mistyped: its check character fails")
+    return symbols
+
+
+def _symbols(text: str) -> str:
+    """The symbols of a typed code without its separators, checked for length and alphabet."""
     symbols = "".join(char for char in text if not _is_separator(char))
     if len(symbols) != LENGTH:
         raise CodeError(
@@ -122,8 +133,6 @@ def canonical(raw: str) -> str:
                 CodeError.CHARACTER,
                 f"{symbol!r} (position {position}) does not occur in coupon codes",
             )
-    if sum(i * _VALUE[symbol] for i, symbol in enumerate(symbols, start=1)) % BASE:
-        raise CodeError(CodeError.CHECK, "the code was mistyped: its check character fails")
     return symbols
 
 
