@@ -25,6 +25,7 @@ from flask import (
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from .. import campaigns as lifecycle
 from .. import codes
@@ -51,6 +52,7 @@ from .figures import figures, forget
 from .guard import audit, signed_in
 
 LIST_PAGE = 50
+MERCHANT_OPTIONS = 1000
 PAGE = 50
 SHOWN_ON_PAGE = 10
 PER_SHEET = 12  # coupons on one A4 sheet: 3 columns of 4
@@ -95,19 +97,24 @@ def campaign_list():
     errors: dict[str, list[str]] = {}
     try:
         args = CampaignListArgs().load({**typed, "limit": LIST_PAGE})
-        page = cursor_page(campaigns_query(scope, merchant_id=args.get("merchant_id"),
-                                           status=args.get("status"), city=args.get("city")),
-                           Campaign.id, after=args["after"], limit=LIST_PAGE, descending=True)
+        query = campaigns_query(scope, merchant_id=args.get("merchant_id"), status=args.get("status"),
+                                city=args.get("city")).options(lazyload(Campaign.stores))  # not listed
+        page = cursor_page(query, Campaign.id, after=args["after"], limit=LIST_PAGE, descending=True)
         rows, next_after = page["data"], page["next"]
     except (ValidationError, DomainError) as error:
         errors = field_errors(error)
     filters = {name: typed[name] for name in ("status", "city", "merchant_id") if name in typed}
-    named = merchants_named(db.session, scope, ids={c.merchant_id for c in rows})
+    # an operator's filter names every merchant, which also name the rows; a manager's rows
+    # are all their own merchant's (its time zone is g.timezone)
+    named = merchants_named(db.session, None) if scope is None else {}
+    missing = {c.merchant_id for c in rows} - set(named)
+    if scope is None and missing:  # more merchants than the filter lists
+        named |= merchants_named(db.session, None, ids=missing)
+    statuses = {s: STATUS_NAMES[s]() for s in Campaign.STATUSES}
     return render_template(
         "admin/campaigns/list.html", campaigns=rows, merchants=named, filters=filters,
-        errors=errors, operator=scope is None, statuses=[(s, STATUS_NAMES[s]()) for s in Campaign.STATUSES],
-        merchant_options=[(m.id, m.name) for m in merchants_named(db.session, scope).values()]
-        if scope is None else [],
+        errors=errors, operator=scope is None, statuses=list(statuses.items()), status_names=statuses,
+        merchant_options=[(m.id, m.name) for m in named.values()][:MERCHANT_OPTIONS],
         next_url=url_for("admin.campaign_list", **filters, after=next_after) if next_after else None,
         first_url=url_for("admin.campaign_list", **filters) if typed.get("after") else None,
     ), 422 if errors else 200
