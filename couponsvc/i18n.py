@@ -70,11 +70,20 @@ def language() -> str:
 
 
 def _say_language(response: Response) -> Response:
-    """Every answer names the language its words are in (problems set it themselves)."""
-    response.headers.setdefault("Content-Language", language())
-    response.vary.add("Accept-Language")
-    if has_request_context() and is_page(request.path):
-        response.vary.add("Cookie")  # the language switch
+    """Every answer names the language its words are in (problems set it themselves).
+
+    `select_language()` is what `get_locale()` would parse into a Locale (for every
+    answer, without building one); the Vary header is written as text unless it has one.
+    """
+    headers = response.headers
+    if "Content-Language" not in headers:
+        headers["Content-Language"] = select_language()
+    vary = ("Accept-Language", "Cookie") if has_request_context() and is_page(request.path) else (
+        "Accept-Language",)  # Cookie: the language switch
+    if "Vary" in headers:
+        response.vary.update(vary)
+    else:
+        headers["Vary"] = ", ".join(vary)
     return response
 
 
