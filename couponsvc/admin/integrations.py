@@ -21,6 +21,7 @@ from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..api.pagination import cursor_page
 from ..api.schemas.integrations import DeliveryListArgs, IntegrationIn, IntegrationPatch
+from ..data_keys import DataKeyError
 from ..domain_error import DomainError
 from ..extensions import db
 from ..integration_credentials import full_config
@@ -114,14 +115,24 @@ def new_integration():
 def _integration_form(merchant: Merchant, adapter: dict, fields, *, values: dict, events: set[str],
                       timeout: str, errors: dict, integration: Integration | None = None,
                       status: int = 200):
-    stored = set()
-    if integration is not None and integration.credentials:
-        stored = {f.name for f in fields if f.secret}
+    stored = _stored_credentials(integration, fields) if integration is not None else set()
     return render_template(
         "admin/integrations/form.html", merchant=merchant, adapter=adapter, events=events, timeout=timeout,
         errors=errors, integration=integration, text=adapter_text,
         widgets=[_widget(f, values.get(f.name, ""), stored=f.name in stored)
                  for f in fields]), status
+
+
+def _stored_credentials(integration: Integration, fields) -> set[str]:
+    """The credential fields that hold a value (decrypted here to tell, never shown)."""
+    secret = {f.name for f in fields if f.secret}
+    if not secret or integration.credentials is None:
+        return set()
+    try:
+        config = full_config(integration, data_keys())
+    except DataKeyError:  # no configured key opens them: say each may be stored
+        return secret
+    return {name for name in secret if config.get(name) not in (None, "", {}, [])}
 
 
 def _widget(f: schema_form.FormField, value: str, *, stored: bool) -> dict:
@@ -228,7 +239,7 @@ def integration_page(integration_id: str):
     fields = schema_form.form_fields(adapter["config_schema"]) if adapter else []
     return render_template(
         "admin/integrations/page.html", integration=integration, merchant=merchant, adapter=adapter,
-        fields=fields, counts=attention_counts(db.session, [integration.id]).get(integration.id, {}),
+        fields=fields, stored=_stored_credentials(integration, fields), counts=attention_counts(db.session, [integration.id]).get(integration.id, {}),
         shown=schema_form.shown, text=adapter_text)
 
 

@@ -158,6 +158,8 @@ def test_a_webhook_is_added_its_secret_shown_once_and_a_ping_reaches_it(app, sho
     page = manager.get(f"/admin/integrations/{integration_id}").get_data(as_text=True)
     edit = manager.get(f"/admin/integrations/{integration_id}/edit").get_data(as_text=True)
     assert secret not in page and secret not in edit
+    assert re.search(r'Signing secret</th>\s*<td><span class="muted">\(stored and hidden\)', page)
+    assert re.search(r'Extra headers</th>\s*<td><span class="muted">—', page)  # none were given
     assert 'name="config.secret" type="password" value=""' in edit
     [entry] = audit(app, "integration.create")
     assert secret not in json.dumps(entry.detail) and entry.detail["config"] == {"url": receiver.url + "/hook"}
@@ -179,6 +181,8 @@ def test_editing_keeps_credentials_left_blank(app, shop, manager, receiver):
     [integration_id] = integration_ids(app, shop.merchant["id"])
     edit = manager.get(f"/admin/integrations/{integration_id}/edit").get_data(as_text=True)
     assert "s3cret" not in edit and "X-Token" not in edit
+    assert re.search(r'<textarea id="f-config.headers" name="config.headers"[^>]*placeholder="\(stored and hidden\)"',
+                     edit)
     saved = manager.post(f"/admin/integrations/{integration_id}/edit", {
         "config.url": receiver.url + "/moved", "config.secret": "", "config.headers": "",
         "events": ["ping"], "timeout": "3"})

@@ -106,8 +106,10 @@ def test_add_a_webhook_and_retry_a_dead_delivery(app, client, new_context, local
         secret = page.get_by_test_id("webhook-secret").inner_text().strip()
         assert secret.startswith("whsec_")
 
+        screenshot(page, f"admin-integration-secret-{short}-1280")
         page.get_by_role("link", name=words["go"]).click()
         assert secret not in page.content()
+        screenshot(page, f"admin-integration-{short}-1280")
         page.get_by_role("button", name=words["ping"], exact=True).click()
         wait_until(lambda: len(receiver.requests) == 1, "the ping to reach the receiver")
         assert Webhook(secret).verify(receiver.requests[0].body, receiver.requests[0].headers)["type"] == "ping"
