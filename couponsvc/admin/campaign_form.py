@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -115,9 +115,12 @@ def form_input(form: MultiDict, zone: ZoneInfo, *, creating: bool) -> tuple[dict
         if not raw:
             continue
         try:
-            data[name] = datetime.fromisoformat(raw).replace(tzinfo=zone).isoformat()
-        except ValueError:
+            moment = datetime.fromisoformat(raw).replace(tzinfo=zone)
+            moment.astimezone(UTC)  # year 1 or 9999 can have no UTC time
+        except (ValueError, OverflowError):
             errors[name] = [NOT_A_TIME]
+        else:
+            data[name] = moment.isoformat()
     if creating or "stores_shown" in form:
         data["store_ids"] = [value for value in form.getlist("store_ids") if value]
     return data, errors

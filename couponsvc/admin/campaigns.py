@@ -31,6 +31,7 @@ from .. import campaigns as lifecycle
 from .. import codes
 from ..api.pagination import cursor_page
 from ..api.schemas.campaigns import CampaignIn, CampaignListArgs, CampaignPatch, CancelIn
+from ..api.schemas.common import storable
 from ..api.schemas.coupons import CsvArgs
 from ..campaigns.coupon_list import coupons_page, has_bulk
 from ..campaigns.export import coupons_csv
@@ -147,7 +148,7 @@ def campaign_new():
     if not chosen:
         return render_template("admin/campaigns/choose_merchant.html", merchants=[
             (m.id, m.name) for m in merchants_named(db.session, None).values()])
-    merchant = get_merchant(db.session, g.principal, chosen)
+    merchant = get_merchant(db.session, g.principal, chosen if storable(chosen) else None)
     zone = ZoneInfo(merchant.timezone)
     if request.method == "GET":
         return _form(merchant, None, _suggested(zone) | {"city": merchant.city}, {})

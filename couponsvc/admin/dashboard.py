@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import g, render_template, request
 
+from ..api.schemas.common import storable
 from ..campaigns import dashboard as figures_of
 from ..campaigns.listing import merchants_named
 from ..extensions import db
@@ -26,8 +27,8 @@ def dashboard():
     scope = principal.merchant_scope
     merchant = None
     wanted = (request.args.get("merchant_id") or "").strip() or None
-    if wanted and scope is None:
-        merchant = get_merchant(db.session, principal, wanted)  # an unknown one is a 404 page
+    if wanted and scope is None:  # an unknown one is a 404 page
+        merchant = get_merchant(db.session, principal, wanted if storable(wanted) else None)
     elif scope is not None:
         merchant = get_merchant(db.session, principal, scope)
     chosen = merchant.id if merchant is not None and scope is None else None

@@ -450,3 +450,32 @@ def test_a_campaign_without_bulk_codes_prints_an_empty_sheet(app, shops, manager
     assert "Print QR coupons" not in text_of(page.get(f"/admin/campaigns/{a.campaign['id']}", headers=EN))
     sheet = page.get(f"/admin/campaigns/{a.campaign['id']}/print")
     assert sheet.status_code == 200 and 'data-code="' not in text_of(sheet)
+
+
+# ---------------------------------------------------------------- odd input
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/?merchant_id=%00", "/admin/?merchant_id=" + "x" * 500, "/admin/campaigns?city=%00",
+    "/admin/campaigns?merchant_id=%00", "/admin/campaigns?after=%00", "/admin/campaigns/%00",
+    "/admin/campaigns/cmp_%00/edit", "/admin/campaigns/new?merchant_id=%00",
+])
+def test_odd_addresses_are_pages_not_errors(app, shops, operator, signed_in, path):
+    answer = signed_in(app.test_client(), operator).get(path)
+    assert answer.status_code in (404, 422), (path, answer.status_code)
+    assert answer.mimetype == "text/html"
+
+
+def test_odd_form_values_are_told_next_to_their_fields(app, shops, manager_of, signed_in):
+    a, _ = shops
+    page = signed_in(app.test_client(), manager_of(a.merchant))
+    for field, value in (("sales_start", "0001-01-01T00:00"),
+                         ("sales_end", "2026-13-45T99:99"), ("price", "1e5"), ("price", "-3"),
+                         ("min_group_size", "٣"), ("title", "a\x00b"), ("max_coupons", "99999999999999999999"),
+                         ("store_ids", "sto_\x00")):
+        answer = page.post("/admin/campaigns/new", form_of(**{field: value}))
+        assert answer.status_code == 422, (field, value, answer.status_code)
+        assert error_of(text_of(answer), field) or 'form-error' in text_of(answer), (field, value)
+    full_width = page.post("/admin/campaigns/new", form_of(price="３９.９０"))
+    assert full_width.status_code == 302
+    assert stored(app, full_width.location.rsplit("/", 1)[-1]).price == 3990
