@@ -9,6 +9,10 @@
 #   ensure_redis [HOST PORT]            Redis answering: running, else started, else installed
 #   ensure_browser                      chromium and a CJK font (fonts-noto-cjk) for the browser
 #                                       tests: installed from apt when missing (root only)
+#   ensure_pgbouncer                    Debian's pgbouncer, for the tests that run the service
+#                                       through it: installed from apt when missing (root only)
+#   ensure_multihost                    what the multi-host test runs (pgbouncer, haproxy,
+#                                       redis-sentinel, iproute2, nsenter): installed likewise
 #
 # Status lines go to standard error. Set COUPONSVC_NO_INSTALL=1 to forbid apt-get.
 
@@ -263,4 +267,59 @@ ensure_browser() {
     else
         say "warning: ${missing[*]} missing and not installable here (need root with apt-get, and COUPONSVC_NO_INSTALL unset): the browser tests will be skipped, or fail when CI is set"
     fi
+}
+
+# --- PgBouncer, HAProxy, Redis Sentinel: the multi-host test ------------------------
+
+# The tests start these programs themselves, on addresses of their own; the services the
+# packages would start (where policy-rc.d lets them) are stopped again.
+_stop_package_service() {
+    local service="$1"
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1; then
+        service "$service" stop >/dev/null 2>&1 || true
+    fi
+}
+
+# A program found on PATH or in the sbin directories (not on a user's PATH on Debian).
+_has_program() {
+    command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]
+}
+
+# _ensure_programs WHAT PROGRAM:PACKAGE[:SERVICE]...
+_ensure_programs() {
+    local what="$1"
+    shift
+    local entry program package service missing=() services=()
+    for entry in "$@"; do
+        IFS=: read -r program package service <<<"$entry"
+        if ! _has_program "$program"; then
+            missing+=("$package")
+            [[ -n "$service" ]] && services+=("$service")
+        fi
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        say "${what}: installed"
+        return 0
+    fi
+    if _may_apt_install; then
+        _apt_install "${missing[@]}"
+        for service in "${services[@]}"; do
+            _stop_package_service "$service"
+        done
+        say "${what}: installed"
+    else
+        say "warning: ${missing[*]} missing and not installable here (need root with apt-get, and COUPONSVC_NO_INSTALL unset): ${what} will be skipped, or fail when CI is set"
+    fi
+}
+
+ensure_pgbouncer() {
+    _ensure_programs "pgbouncer (the PgBouncer tests)" pgbouncer:pgbouncer:pgbouncer
+}
+
+ensure_multihost() {
+    _ensure_programs "the multi-host test's programs" pgbouncer:pgbouncer:pgbouncer \
+        haproxy:haproxy:haproxy redis-sentinel:redis-sentinel:redis-sentinel \
+        redis-server:redis-server ip:iproute2 nsenter:util-linux
 }
