@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 from .. import codes
 from ..api.schemas.coupons import VoidIn
 from ..coupon_history import coupon_record
-from ..coupons import void_coupon
+from ..coupons import find_coupon, void_coupon
 from ..domain_error import CODES, DomainError
 from ..extensions import db
 from ..i18n import translate
@@ -41,13 +41,13 @@ def coupon_lookup():
         return render_template("admin/coupons/lookup.html", typed="", error=None)
     try:
         with guarded_lookup(None):
-            record = coupon_record(db.session, g.principal, typed, utcnow())
+            coupon = find_coupon(db.session, g.principal, typed)
     except DomainError as error:
         if error.code not in _LOOKUP_FAILURES:
             raise
         return render_template("admin/coupons/lookup.html", typed=typed,
                                error=_lookup_message(error)), error.status
-    return redirect(url_for("admin.coupon_page", code=record.coupon.code))
+    return redirect(url_for("admin.coupon_page", code=coupon.code))
 
 
 def _lookup_message(error: DomainError) -> str:
