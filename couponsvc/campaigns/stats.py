@@ -29,8 +29,9 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict[str, Any]:
     by_day: dict[str, dict[str, int]] = defaultdict(lambda: {"redemptions": 0, "uses": 0, "reversed": 0})
     by_store: dict[str, dict[str, int]] = defaultdict(lambda: {"redemptions": 0, "uses": 0, "reversed": 0})
     redeemed = reversed_ = uses = 0
+    days: dict[Any, str] = {}  # an hour's day, worked out once for its stores and reversals
     for row in rows:
-        day = local_day(row.hour, zone)
+        day = days.get(row.hour) or days.setdefault(row.hour, local_day(row.hour, zone))
         for bucket in (by_day[day], by_store[row.store_id]):
             if row.kept:
                 bucket["redemptions"] += row.n
