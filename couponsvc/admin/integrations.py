@@ -20,6 +20,7 @@ from .. import integration_admin as manage
 from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..api.pagination import cursor_page
+from ..api.schemas.common import storable
 from ..api.schemas.integrations import DeliveryListArgs, IntegrationIn, IntegrationPatch
 from ..data_keys import DataKeyError
 from ..domain_error import DomainError
@@ -42,9 +43,9 @@ FILTERED_STATUSES = ("pending", "succeeded", "retrying", "dead", "held")  # `fai
 @admin.get("/integrations")
 @signed_in
 def integration_list():
-    merchant_id = request.args.get("merchant_id") or None
+    merchant_id = _stored_text(request.args.get("merchant_id"))
     status = request.args.get("status") if request.args.get("status") in Integration.STATUSES else None
-    adapter = request.args.get("adapter") or None
+    adapter = _stored_text(request.args.get("adapter"))
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id) if merchant_id else None
     query = integrations_query(g.principal, merchant_id=merchant_id, status=status, adapter=adapter)
     page = cursor_page(query, Integration.id, after=request.args.get("after") or None, limit=PAGE_SIZE)
@@ -93,8 +94,17 @@ def _adapters() -> dict[str, dict]:
     return {a["name"]: a for a in descriptions()}
 
 
+def _stored_text(value: str | None) -> str | None:
+    """A parameter as a column could hold it; None for empty, and for text no column can
+    store (a NUL): an id of nothing, as a merchant id of nobody's is."""
+    return value if value and storable(value) else None
+
+
 def _own_merchant_id() -> str | None:
-    return request.values.get("merchant_id") or g.principal.merchant_id
+    chosen = request.values.get("merchant_id")
+    if chosen:
+        return chosen if storable(chosen) else "-"  # names nothing: 404
+    return g.principal.merchant_id
 
 
 @admin.get("/integrations/new")

@@ -323,3 +323,39 @@ def test_the_deliveries_log_is_paged_newest_first(app, client, shop, manager):
     second = manager.get(after).get_data(as_text=True)
     assert re.findall(r'<tr class="delivery" id="(dlv_\w+)"', second) == ids[::-1][50:]
     assert 'rel="next"' not in second
+
+
+ODD = ("\x00", "a" * 5000, "\ud800", "x' OR '1'='1", "../..", "%00")
+
+
+def test_odd_input_is_a_page_never_an_error(client, shop, operator, signed_in):
+    """NUL, very long, a lone surrogate, quotes, dots: in ids, filters and form fields of the
+    coupon, integration and merchant pages; each is answered with a page, never a 500."""
+    page = signed_in(client, operator)
+    theirs = client.ok(client.post(f"merchants/{shop.merchant['id']}/integrations",
+                                   {"adapter": "webhook", "config": {"url": "https://erp.example.cn/hook"}}), 201)
+    for odd in ODD:
+        gets = [("/admin/integrations", {"merchant_id": odd}), ("/admin/integrations", {"adapter": odd}),
+                ("/admin/integrations", {"status": odd}), ("/admin/integrations", {"after": odd}),
+                ("/admin/integrations/new", {"merchant_id": odd, "adapter": "webhook"}),
+                ("/admin/integrations/new", {"merchant_id": shop.merchant["id"], "adapter": odd}),
+                (f"/admin/integrations/{theirs['id']}/deliveries", {"status": odd, "after": odd}),
+                ("/admin/coupons", {"code": odd}), ("/admin/merchants", {"after": odd})]
+        for path, query in gets:
+            raw = {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}  # a lone surrogate as sent
+            answer = page.get(path, query_string=raw)
+            assert answer.status_code < 500 and answer.mimetype == "text/html", (path, query)
+        forms = [("/admin/integrations/new", {"merchant_id": shop.merchant["id"], "adapter": "webhook",
+                                              "config.url": odd, "config.headers": f"X-A: {odd}",
+                                              "events": [odd], "timeout": odd}),
+                 (f"/admin/integrations/{theirs['id']}/edit", {"config.url": odd, "events": ["ping"], "timeout": odd}),
+                 ("/admin/merchants", {"name": odd, "city": odd, "timezone": odd, "reversal_window": odd}),
+                 (f"/admin/merchants/{shop.merchant['id']}/stores", {"store.name": odd, "store.address": odd}),
+                 (f"/admin/merchants/{shop.merchant['id']}/api-keys", {"key.role": "scanner", "key.store_id": odd,
+                                                                       "key.label": odd}),
+                 (f"/admin/coupons/{shop.coupon()['code']}/void", {"reason": odd})]
+        for path, form in forms:
+            data = {k: ([x.encode("utf-8", "surrogatepass") for x in v] if isinstance(v, list)
+                        else v.encode("utf-8", "surrogatepass")) for k, v in form.items()}
+            answer = page.post(path, data)
+            assert answer.status_code < 500 and answer.mimetype == "text/html", (path, form)
