@@ -1,4 +1,5 @@
-"""Redemption at the till: validate, redeem, reverse, and the record of refusals."""
+"""Redemption at the till: validate, redeem, reverse, the scans made offline and uploaded
+later (`batch.py`), and the record of refusals."""
 
 from .find import find_redemption
 from .redeem import Redeemed, redeem

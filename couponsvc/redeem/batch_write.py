@@ -1,8 +1,7 @@
 """The writes of an offline batch, set-based: a few statements for the whole batch.
 
 The scans go to the database as one JSON parameter read as a table (`json_table.py`),
-and the redeem's own Core
-does the rest: `write.redeem_update` with that table's columns as what is asked (the
+and the redeem's own Core does the rest: `write.redeem_update` with that table's columns as what is asked (the
 redeemable rule, stated once, judged at each scan's time), an INSERT … SELECT of the
 redemptions, and the `coupon.redeemed` events with their deliveries through the outbox
 (`outbox.emit.emit_from`, the data built in SQL by `outbox.payload`). Four statements,
