@@ -83,14 +83,31 @@ class Validate(MethodView):
                 "coupon": coupon_dict(coupon, utcnow(), kid, redemptions_of(db.session, coupon.code))}
 
 
-_REDEMPTION_OUT = RedemptionOut()  # one instance: a schema deep-copies its fields when made
+def redeemed_body(done: till.Redeemed) -> dict:
+    """What `RedemptionOut().dump(done)` gives, in its order, written out: the schema's
+    dump cost a tenth of a redeem (tests/api/test_redeem_answer.py holds the two equal)."""
+    coupon = done.coupon
+    return {
+        "id": done.id,
+        "coupon": {
+            "code": coupon["code"], "display": coupon["display"], "status": coupon["status"],
+            "uses_total": coupon["uses_total"], "uses_left": coupon["uses_left"],
+            "valid_from": coupon["valid_from"].isoformat(),
+            "valid_until": coupon["valid_until"].isoformat(),
+            "campaign_id": coupon["campaign_id"], "order_id": coupon["order_id"],
+        },
+        "store_id": done.store_id,
+        "uses": done.uses,
+        "device_id": done.device_id,
+        "redeemed_at": done.redeemed_at.isoformat(),
+    }
 
 
 def _redeemed_answer(done: till.Redeemed) -> Response:
     """The 201 of a redemption, drawn the same way when it is first given and when an
     idempotent redeem's stored snapshot is replayed (`redeem.redeemed_from`)."""
     body, headers = created(done, f"redemptions/{done.id}")
-    response = jsonify(_REDEMPTION_OUT.dump(body))
+    response = jsonify(redeemed_body(body))
     response.status_code = 201
     response.headers.update(headers)
     return response
