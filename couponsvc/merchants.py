@@ -6,17 +6,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from .domain_error import DomainError
+from .domain_error import DomainError, say
 from .models import Merchant, Store
 from .principal import Principal, visible
+from .promotion.deal_link import template_problems
 
 
 def create_merchant(session: Session, *, name: str, city: str, timezone: str = "Asia/Shanghai",
-                    reversal_window: int | None = None, max_window: int) -> Merchant:
+                    reversal_window: int | None = None, deal_url_template: str | None = None,
+                    max_window: int) -> Merchant:
     """`max_window` is the operator's ceiling on reversal windows (COUPONSVC_MAX_REVERSAL_WINDOW)."""
     _check_timezone(timezone)
     _check_window(reversal_window, max_window)
-    merchant = Merchant(name=name, city=city, timezone=timezone, reversal_window=reversal_window)
+    _check_deal_url_template(deal_url_template)
+    merchant = Merchant(name=name, city=city, timezone=timezone, reversal_window=reversal_window,
+                        deal_url_template=deal_url_template)
     session.add(merchant)
     session.flush()
     return merchant
@@ -27,6 +31,8 @@ def update_merchant(session: Session, merchant: Merchant, changes: dict, *, max_
         _check_timezone(changes["timezone"])
     if "reversal_window" in changes:
         _check_window(changes["reversal_window"], max_window)
+    if "deal_url_template" in changes:
+        _check_deal_url_template(changes["deal_url_template"])
     for name, value in changes.items():
         setattr(merchant, name, value)
     session.flush()
@@ -69,6 +75,13 @@ def _check_timezone(name: str) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise DomainError("validation_error", f"unknown time zone {name!r}",
                           errors={"timezone": ["Unknown IANA time zone."]}) from None
+
+
+def _check_deal_url_template(template: str | None) -> None:
+    problems = template_problems(template) if template is not None else []
+    if problems:
+        raise DomainError("validation_error", say("deal_url_template cannot make deal links"),
+                          errors={"deal_url_template": problems})
 
 
 def _check_window(seconds: int | None, ceiling: int) -> None:

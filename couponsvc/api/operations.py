@@ -56,8 +56,9 @@ OPERATIONS: dict[str, Operation] = {
     "GET /merchants/{merchant_id}": Operation(
         "Get a merchant", "A manager sees its own merchant only; any other id is 404."),
     "PATCH /merchants/{merchant_id}": Operation(
-        "Change a merchant", "Name, time zone or reversal window (at most "
-        "COUPONSVC_MAX_REVERSAL_WINDOW seconds)."),
+        "Change a merchant", "Name, time zone, reversal window (at most "
+        "COUPONSVC_MAX_REVERSAL_WINDOW seconds) or the deal link template (`deal_url_template`: "
+        "where the poster's QR code and the deal page's button point)."),
     "GET /merchants/{merchant_id}/stores": Operation(
         "List a merchant's stores", f"The stores where the merchant's coupons can be redeemed. {CURSOR}"),
     "POST /merchants/{merchant_id}/stores": Operation(

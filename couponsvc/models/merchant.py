@@ -20,6 +20,8 @@ class Merchant(Base):
     city: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     reversal_window: Mapped[int | None] = mapped_column(default=None)
+    # Its own deal link, over COUPONSVC_DEAL_URL_TEMPLATE (couponsvc/promotion/deal_link.py)
+    deal_url_template: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

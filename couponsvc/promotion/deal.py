@@ -102,9 +102,9 @@ def _stores(session: Session, campaign: Campaign) -> list[Store]:
 
 
 def _deal(campaign: Campaign, merchant: Merchant, stores: list[Store], links: LinkSettings) -> Deal:
-    template = storefront_template(merchant_template(merchant), links.deployment_template)
+    template = storefront_template(merchant.deal_url_template, links.deployment_template)
     link = deal_link(campaign_id=campaign.id, merchant_id=merchant.id,
-                     merchant_template=merchant_template(merchant),
+                     merchant_template=merchant.deal_url_template,
                      deployment_template=links.deployment_template, public_base=links.public_base)
     return Deal(
         campaign_id=campaign.id, merchant_name=merchant.name, title=campaign.title,
@@ -117,5 +117,3 @@ def _deal(campaign: Campaign, merchant: Merchant, stores: list[Store], links: Li
     )
 
 
-def merchant_template(merchant: Merchant) -> str | None:
-    return getattr(merchant, "deal_url_template", None)

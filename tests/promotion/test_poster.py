@@ -53,7 +53,8 @@ def test_the_qr_has_its_quiet_zone(fonts):
     pos = found.position
     left, right = min(pos.top_left.x, pos.bottom_left.x), max(pos.top_right.x, pos.bottom_right.x)
     top, bottom = min(pos.top_left.y, pos.top_right.y), max(pos.bottom_left.y, pos.bottom_right.y)
-    module = (right - left) / 33  # version 4 for this link: 33 modules
+    module = (right - left) / poster.qr_code(LINK).modules_count
+    assert module >= poster.QR_MIN_MODULE - 0.5
     margin = int(4 * module) - 2
     pixels = np.asarray(image)
     for box in (pixels[top - margin:top - 2, left:right], pixels[bottom + 3:bottom + margin, left:right],

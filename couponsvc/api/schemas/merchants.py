@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from flask import current_app
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ...merchants import reversal_window
 from ...principal import MANAGER, SCANNER
+from ...promotion.deal_link import template_problems
 from .common import InputSchema, Name, Text
+
+
+class DealUrlTemplate(fields.Str):
+    """A merchant's deal link template: an http(s) URL with {campaign_id} and {merchant_id}
+    only; empty or null: none (the deployment's, else the deal page)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            return None
+        problems = template_problems(text)
+        if problems:
+            raise ValidationError(problems)
+        return text
+
+
+DEAL_URL_TEMPLATE = ("where this merchant's deal links point (the poster's QR code, the deal page's "
+                     "button): its storefront's page of a deal, e.g. "
+                     "`https://shop.example.cn/deals/{campaign_id}` ({campaign_id} and {merchant_id} "
+                     "are filled in); null: COUPONSVC_DEAL_URL_TEMPLATE, else the deal page /d/{id}")
 
 
 class MerchantIn(InputSchema):
@@ -18,6 +39,7 @@ class MerchantIn(InputSchema):
                                  validate=validate.Range(0, 86400),
                                  metadata={"description": "seconds a redemption can be reversed "
                                            "(default 600; capped by the operator)"})
+    deal_url_template = DealUrlTemplate(allow_none=True, metadata={"description": DEAL_URL_TEMPLATE})
 
 
 class MerchantPatch(InputSchema):
@@ -25,6 +47,7 @@ class MerchantPatch(InputSchema):
     city = Name(100)
     timezone = fields.Str(validate=validate.Length(1, 64))
     reversal_window = fields.Int(strict=True, allow_none=True, validate=validate.Range(0, 86400))
+    deal_url_template = DealUrlTemplate(allow_none=True, metadata={"description": DEAL_URL_TEMPLATE})
 
 
 class MerchantOut(Schema):
@@ -41,6 +64,7 @@ class MerchantOut(Schema):
         "_window_is_default", metadata={"type": "boolean", "description":
                                         "true when the merchant set no window of its own (it "
                                         "follows COUPONSVC_DEFAULT_REVERSAL_WINDOW)"})
+    deal_url_template = fields.Str(allow_none=True, metadata={"description": DEAL_URL_TEMPLATE})
     created_at = fields.DateTime()
 
     def _effective_window(self, merchant) -> int:
