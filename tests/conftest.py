@@ -148,9 +148,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "config(**settings): app settings for this test")
     config.addinivalue_line("markers", "postgresql: needs PostgreSQL (races across connections)")
     config.addinivalue_line("markers", "browser: drives chromium (every test in tests/browser/)")
+    config.addinivalue_line("markers", "multihost: hosts in network namespaces (tests/multihost/)")
 
 
 BROWSER_DIR = Path(__file__).parent / "browser"
+MULTIHOST_DIR = Path(__file__).parent / "multihost"
 
 
 def _runs_browser_tests() -> bool:
@@ -160,16 +162,27 @@ def _runs_browser_tests() -> bool:
     return wanted == "1" if wanted in ("0", "1") else BACKEND == "postgresql"
 
 
+def _runs_multihost_tests() -> bool:
+    """The multi-host test brings its own PostgreSQL: once per ./scripts/test is enough, on
+    the PostgreSQL pass unless COUPONSVC_TEST_MULTIHOST=1 or 0 decides."""
+    wanted = os.environ.get("COUPONSVC_TEST_MULTIHOST", "")
+    return wanted == "1" if wanted in ("0", "1") else BACKEND == "postgresql"
+
+
 def pytest_collection_modifyitems(config, items):
     global _deselected_by_backend
     for item in items:
         if BROWSER_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.browser)
-    if not _runs_browser_tests():
-        browser_items = [item for item in items if item.get_closest_marker("browser")]
-        if browser_items:
-            config.hook.pytest_deselected(items=browser_items)
-            items[:] = [item for item in items if not item.get_closest_marker("browser")]
+        if MULTIHOST_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.multihost)
+    for marker, runs in (("browser", _runs_browser_tests()), ("multihost", _runs_multihost_tests())):
+        if runs:
+            continue
+        left_out = [item for item in items if item.get_closest_marker(marker)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]
             _deselected_by_backend = True
     if BACKEND == "postgresql":
         return
