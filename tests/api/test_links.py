@@ -26,6 +26,7 @@ def test_links_start_with_the_public_url_whatever_the_host(client):
     links_seen.append(client.ok(client.get(f"coupons/{code}", headers=EVIL))["qr_url"])
     validated = client.ok(client.post("redemptions/validate", {"code": code}, key=shop.scanner, headers=EVIL))
     links_seen.append(validated["coupon"]["qr_url"])
+    links_seen.append(client.ok(client.get(f"campaigns/{shop.campaign['id']}", headers=EVIL))["poster_url"])
     assert links_seen and all(link.startswith(PUBLIC + "/api/v1/") for link in links_seen), links_seen
 
 
