@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from couponsvc.promotion import poster
 from couponsvc.promotion.fonts import NOT_A_CHARACTER, PosterFonts
@@ -38,6 +39,17 @@ def test_the_qr_reads_from_a_phone_sized_copy(fonts, width):
     """A phone shows the poster about 390 px wide; a print scan is about as coarse."""
     image = draw(fonts).resize((width, width * 16 // 9), Image.Resampling.LANCZOS)
     assert qr_texts(image) == [LINK]
+
+
+def test_the_qr_survives_a_chat_app_s_jpeg_and_a_crooked_blurred_print(fonts):
+    """WeChat sends images on as lossy JPEG, smaller; a print is photographed askew and soft."""
+    image = draw(fonts)
+    buffer = io.BytesIO()
+    image.resize((720, 1280), Image.Resampling.LANCZOS).save(buffer, "JPEG", quality=40)
+    assert qr_texts(Image.open(io.BytesIO(buffer.getvalue()))) == [LINK]
+    photo = image.convert("L").rotate(8, expand=True, fillcolor=255, resample=Image.Resampling.BICUBIC)
+    photo = photo.filter(ImageFilter.GaussianBlur(3)).point(lambda v: 60 + v * 0.6)  # dull ink, grey paper
+    assert qr_texts(photo) == [LINK]
 
 
 def test_a_long_link_gets_a_denser_code_that_still_reads(fonts):
