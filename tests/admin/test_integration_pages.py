@@ -162,7 +162,8 @@ def test_a_webhook_is_added_its_secret_shown_once_and_a_ping_reaches_it(app, sho
     assert re.search(r'Extra headers</th>\s*<td><span class="muted">—', page)  # none were given
     assert 'name="config.secret" type="password" value=""' in edit
     [entry] = audit(app, "integration.create")
-    assert secret not in json.dumps(entry.detail) and entry.detail["config"] == {"url": receiver.url + "/hook"}
+    assert secret not in json.dumps(entry.detail) and entry.detail["config"]["url"] == receiver.url + "/hook"
+    assert "secret" not in entry.detail["config"] and "headers" not in entry.detail["config"]
     tested = manager.post(f"/admin/integrations/{integration_id}/test")
     assert tested.status_code == 302 and tested.headers["Location"].endswith(f"/{integration_id}/deliveries")
     work_off(app)
@@ -308,7 +309,7 @@ def test_another_merchants_integration_is_404_whatever_the_method(app, client, s
                                                     "config.url": "https://evil.example/x",
                                                     "events": ["ping"]}).status_code == 404
     assert integration_ids(app, other.merchant["id"]) == [theirs["id"]]
-    assert client.ok(client.get(f"integrations/{theirs['id']}"))["config"] == {"url": receiver.url + "/hook"}
+    assert client.ok(client.get(f"integrations/{theirs['id']}"))["config"]["url"] == receiver.url + "/hook"
     assert len(receiver.requests) == 1
 
 
