@@ -71,6 +71,19 @@ def _url(_name: str, raw: str) -> str:
     return database_url(raw)
 
 
+def _redis_url(name: str, raw: str) -> str | None:
+    """A Redis URL; a `redis+sentinel://` one must name its Sentinels and service."""
+    from .redis_client import is_sentinel_url, parse_sentinel_url
+
+    raw = raw.strip()
+    if raw and is_sentinel_url(raw):
+        try:
+            parse_sentinel_url(raw)
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+    return raw or None
+
+
 def _seconds(name: str, raw: str) -> int:
     return _int(name, raw, minimum=0)
 
@@ -94,7 +107,7 @@ def _font_file(name: str, raw: str) -> str | None:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, _url),
-    Setting("REDIS_URL", "REDIS_URL", None, _str),
+    Setting("REDIS_URL", "REDIS_URL", None, _redis_url),
     Setting("SECRET_KEY", "SECRET_KEY", None, _str),
     Setting("COUPONSVC_QR_SIGNING_KEYS", "QR_SIGNING_KEYS", [], lambda n, r: _list(r)),
     Setting("COUPONSVC_QR_PUBLIC_KEYS", "QR_PUBLIC_KEYS", [], lambda n, r: _list(r)),
@@ -110,6 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_IDEMPOTENCY_TTL", "IDEMPOTENCY_TTL", 86400, _seconds),
     Setting("COUPONSVC_BULK_MAX", "BULK_MAX", 1_000_000, lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_DB_POOL_SIZE", "DB_POOL_SIZE", 10, lambda n, r: _int(n, r, minimum=1)),
+    # off: psycopg never prepares statements (PgBouncer before 1.22 in transaction mode)
+    Setting("COUPONSVC_DB_PREPARE", "DB_PREPARE", True, _bool),
     Setting("COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS", "ALLOW_PRIVATE_WEBHOOK_TARGETS", False, _bool),
     Setting("COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT", "MAX_INTEGRATIONS_PER_MERCHANT", 20,
             lambda n, r: _int(n, r, minimum=1)),

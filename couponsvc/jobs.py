@@ -53,9 +53,9 @@ class JobRunner:
 
     def redis(self):
         if self._redis is None:
-            from redis import Redis
+            from .redis_client import redis_client
 
-            self._redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            self._redis = redis_client(self.redis_url, socket_timeout=5, socket_connect_timeout=2)
         return self._redis
 
     def enqueue(self, task: Task, *args: Any, job_id: str | None = None) -> bool:

@@ -9,7 +9,10 @@ their guesses are real coupons.
 The client address is `request.remote_addr`, which `COUPONSVC_TRUSTED_PROXIES`
 (werkzeug's ProxyFix, set up in `create_app`) takes from `X-Forwarded-For`.
 Counting uses `limits`, the rate-limiting library under Flask-Limiter, with its
-Redis storage when `REDIS_URL` is set and memory otherwise, and a fixed window.
+Redis storage when `REDIS_URL` is set and memory otherwise, and a fixed window. The
+Redis storage is given the client of `redis_client.py` (Sentinel's primary for a
+`redis+sentinel://` URL), so every web node counts in the same place and reads what it
+counted from the primary, never from a replica that may lag.
 Flask-Limiter itself is not installed into the app: it hooks every request
 (before, after, teardown) to evaluate route limits, which cost about 5% of a
 redemption's CPU for limits this service never declares through it.
@@ -31,15 +34,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .domain_error import DomainError, say_n
+from .redis_client import redis_client
 
 FAILED_LOOKUPS = frozenset({"coupon_not_found", "invalid_code", "invalid_qr"})
 
 
 def init_app(app: Flask) -> None:
     uri = app.config.get("RATELIMIT_STORAGE_URI") or app.config.get("REDIS_URL") or "memory://"
-    options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if uri.startswith("redis") else {}
-    app.extensions["couponsvc.limiter"] = FixedWindowRateLimiter(
-        storage_from_string(uri, key_prefix="couponsvc", **options))
+    if uri.startswith(("redis://", "rediss://", "redis+sentinel://", "redis+unix://", "unix://")):
+        client = redis_client(uri, socket_timeout=0.5, socket_connect_timeout=0.5)
+        storage = RedisStorage("redis://", connection_pool=client.connection_pool,
+                               key_prefix="couponsvc")
+    else:
+        storage = storage_from_string(uri, key_prefix="couponsvc")
+    app.extensions["couponsvc.limiter"] = FixedWindowRateLimiter(storage)
     app.extensions["couponsvc.lookup_limits"] = (
         parse(app.config["LOOKUP_LIMIT_PER_KEY"]),
         parse(app.config["LOOKUP_LIMIT_PER_ADDRESS"]),
