@@ -74,9 +74,12 @@ def _configure(app: Flask) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
     else:
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-            "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 10, "pool_pre_ping": False,
-        })
+        options = {"pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 10, "pool_pre_ping": False}
+        if not app.config.get("DB_PREPARE", True) and uri.startswith("postgresql+psycopg:"):
+            # PgBouncer in transaction mode before 1.22 passes a statement prepared on one
+            # server connection to another: psycopg must never prepare (docs/operations.md)
+            options["connect_args"] = {"prepare_threshold": None}
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     app.config.update(
         API_TITLE="couponsvc",
         API_VERSION="v1",
