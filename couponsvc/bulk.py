@@ -193,7 +193,9 @@ def _write_chunk(session: Session, template: dict, size: int) -> int:
 
 def _copy_chunk(session: Session, template: dict, batch: list[str]) -> int:
     connection = session.connection()
-    connection.execute(text("CREATE TEMP TABLE IF NOT EXISTS bulk_codes (code varchar(16)) ON COMMIT DELETE ROWS"))
+    # Dropped at the chunk's commit: nothing outlives the transaction on the server
+    # connection, which PgBouncer in transaction mode hands to another client next.
+    connection.execute(text("CREATE TEMP TABLE IF NOT EXISTS bulk_codes (code varchar(16)) ON COMMIT DROP"))
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor, cursor.copy("COPY bulk_codes (code) FROM STDIN") as copy:
         copy.write("\n".join(batch) + "\n")
