@@ -28,6 +28,8 @@ import marshmallow
 import requests
 from cachetools import LRUCache
 
+from .share import Share
+
 EVENT_TYPES = frozenset({
     "campaign.published", "campaign.tipped", "campaign.ended", "campaign.failed",
     "campaign.cancelled", "order.confirmed", "order.refund_pending", "coupon.issued",
@@ -43,7 +45,11 @@ PRIVATE_TARGETS_VARIABLE = "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS"
 
 @dataclass(frozen=True)
 class Event:
-    """One outbox event, as the worker hands it over."""
+    """One outbox event, as the worker hands it over.
+
+    `share`, on an event about a deal given to a social adapter, is the deal's link and
+    poster (`integrations.share`); None otherwise, and never part of the envelope.
+    """
 
     id: str
     type: str
@@ -51,6 +57,7 @@ class Event:
     data: dict[str, Any]
     merchant_id: str | None = None
     coupon_seq: int | None = None
+    share: Share | None = None
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:

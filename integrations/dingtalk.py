@@ -2,7 +2,10 @@
 
 POST `{"msgtype": "markdown", "markdown": {"title", "text"}}` to
 `https://oapi.dingtalk.com/robot/send?access_token=TOKEN` (the config holds the full
-URL or the token). With a signing secret (`SEC…`, the robot's 加签 setting) every call
+URL or the token). With a poster to share (and `poster` left on) the text ends with the
+poster as a markdown image, `![title](poster URL)`: DingTalk fetches it from the
+service's public URL. The text is at most 20000 bytes (shortened, the link and the image
+kept whole). A robot takes 20 messages a minute (`rate_limits`). With a signing secret (`SEC…`, the robot's 加签 setting) every call
 adds `timestamp` (ms) and `sign` = base64(HMAC-SHA256(secret, "<timestamp>\\n<secret>"))
 as query parameters, URL-encoded once. Errcodes: 130101 (over 20 messages a minute,
 then throttled for 10 minutes) is retried after 600 s, -1 (busy) is retried, others
@@ -22,10 +25,21 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from . import http, robot
 from .adapter import Context, Event, Outcome, credential, load_config
-from .messages import ANNOUNCED, AnnouncementSchema, compose, skipped
+from .limits import RateLimit
+from .messages import (
+    ANNOUNCED,
+    AnnouncementSchema,
+    Message,
+    clip,
+    compose,
+    fit,
+    skipped,
+    utf8_within,
+)
 
 ENDPOINT = "https://oapi.dingtalk.com/robot/send"
 MAX_TEXT_BYTES = 20000
+MAX_TITLE_CHARS = 64  # the notification's first line
 RETRYABLE = {130101: 600.0}
 
 
@@ -46,6 +60,8 @@ class DingTalkConfig(AnnouncementSchema):
     secret = credential(fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(min=1, max=200),
                                   metadata={"description": "the robot's SEC… signing secret (加签)"}))
+    poster = fields.Boolean(load_default=True,
+                            metadata={"description": "show the deal's poster under the text"})
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **_: Any) -> None:
@@ -59,6 +75,12 @@ class DingTalkAdapter:
     events = ANNOUNCED
     config_schema = DingTalkConfig
 
+    def rate_limits(self, settings: dict[str, Any]) -> tuple[RateLimit, ...]:
+        return (RateLimit("messages", 20, 60),)
+
+    def usage(self, event: Event, settings: dict[str, Any]) -> dict[str, int]:
+        return {} if compose(event, settings) is None else {"messages": 1}
+
     def deliver(self, event: Event, config: dict[str, Any], context: Context) -> Outcome:
         settings = load_config(self, config)
         message = compose(event, settings)
@@ -71,7 +93,17 @@ class DingTalkAdapter:
             timestamp = int(time.time() * 1000)
             params = {"timestamp": str(timestamp),
                       "sign": signature(settings["secret"], timestamp)}
-        text = robot.truncate_utf8(message.markdown(), MAX_TEXT_BYTES)
+        picture = (event.share.poster_url(settings["locale"])
+                   if settings["poster"] and event.share is not None else None)
+        text = fit(message, lambda shown: with_picture(shown, picture), utf8_within(MAX_TEXT_BYTES))
         reply = http.request(context, "POST", url, params=params, json={
-            "msgtype": "markdown", "markdown": {"title": message.title, "text": text}})
+            "msgtype": "markdown", "markdown": {"title": clip(message.title, MAX_TITLE_CHARS), "text": text}})
         return robot.answer(reply, "DingTalk", RETRYABLE)
+
+
+def with_picture(message: Message, picture_url: str | None) -> str:
+    """The markdown, and the poster under it when there is one."""
+    text = message.markdown()
+    if picture_url:
+        text += f"\n\n![{message.title.replace(']', '］')}]({picture_url})"
+    return text

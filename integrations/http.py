@@ -88,8 +88,9 @@ def _session(context: Context) -> requests.Session:
 
 def request(context: Context, method: str, url: str, *, json: Any = None,
             data: Any = None, headers: Mapping[str, str] | None = None,
-            params: Mapping[str, str] | None = None) -> Reply:
-    """Send one request; `json` is sent as compact UTF-8 (no \\u escapes)."""
+            params: Mapping[str, str] | None = None, files: Any = None) -> Reply:
+    """Send one request; `json` is sent as compact UTF-8 (no \\u escapes); `files` (with
+    `data` as the other form fields) makes it multipart/form-data, as requests does."""
     host = urlsplit(url).hostname or "?"
     headers = dict(headers or {})
     if json is not None:
@@ -104,7 +105,8 @@ def request(context: Context, method: str, url: str, *, json: Any = None,
     except OSError as error:
         raise RetryableError(f"could not resolve {host}: {error.strerror or error}") from error
     with deadline(context.timeout) as call:
-        return _send(context, call, method, url, host, data=data, headers=headers, params=params)
+        return _send(context, call, method, url, host, data=data, headers=headers, params=params,
+                     files=files)
 
 
 def _send(context: Context, call: Deadline, method: str, url: str, host: str, **kwargs: Any) -> Reply:

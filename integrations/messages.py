@@ -6,12 +6,17 @@ Announced: `campaign.published` (a new deal), `campaign.tipped` (the deal is on)
 test message). Anything else composes to None: the adapter skips it without a call.
 
 Every message has the deal's title, its price against the list price, its progress to
-the tipping point and, when `link_template` is configured, a link to the deal.
+the tipping point and a link to the deal: the configured `link_template` filled in, else
+the deal link the worker shares with the event (`Event.share`, integrations/share.py).
+
+`fit` shortens a message for a channel's size limit: the title and the lines lose
+characters, the link never does; a channel never gets a body it would refuse for its size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +41,7 @@ _TEMPLATES = {
         "missing": "还差 {missing} 人成团",
         "tipped": "已售 {sold}，已成团，券已生效",
         "link": "立即抢购",
+        "poster": "查看海报",
         "separator": "，",
     },
     "en": {
@@ -50,6 +56,7 @@ _TEMPLATES = {
         "missing": "{missing} more to tip the deal",
         "tipped": "{sold} sold, the deal is on and coupons are active",
         "link": "Get the deal",
+        "poster": "See the poster",
         "separator": ", ",
     },
 }
@@ -130,9 +137,48 @@ def compose(event: Event, settings: dict[str, Any]) -> Message | None:
         if missing > 0:
             progress += words["separator"] + words["missing"].format(missing=missing)
         lines.append(progress)
+    link = _link(settings.get("link_template"), campaign, event)
+    if link is None and event.share is not None:
+        link = event.share.link
     return Message(words[template].format(title=title, missing=missing),
-                   tuple(line for line in lines if line),
-                   _link(settings.get("link_template"), campaign, event), words["link"])
+                   tuple(line for line in lines if line), link, words["link"])
+
+
+ELLIPSIS = "…"
+
+
+def fit(message: Message, render: Callable[[Message], str], fits: Callable[[str], bool]) -> str:
+    """`render(message)`, shortened until `fits` says it does: the longest of the title and
+    the lines loses a tenth of its characters (and ends with "…") until the whole fits; the
+    link is never cut. Should the link alone not fit, the lines go and the title is cut to
+    nothing: what is left is the link."""
+    text = render(message)
+    while not fits(text):
+        parts = [message.title, *message.lines]
+        longest = max(range(len(parts)), key=lambda index: len(parts[index]))
+        if len(parts[longest]) <= 1:
+            return render(replace(message, title="", lines=()))
+        kept = parts[longest].removesuffix(ELLIPSIS)
+        kept = kept[:max(0, len(kept) - max(1, len(kept) // 10))] + ELLIPSIS
+        parts[longest] = kept
+        message = replace(message, title=parts[0], lines=tuple(parts[1:]))
+        text = render(message)
+    return text
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, ending with "…" when cut."""
+    return text if len(text) <= limit else text[:max(0, limit - 1)] + ELLIPSIS
+
+
+def utf8_within(limit: int) -> Callable[[str], bool]:
+    """`fits` for a limit in UTF-8 bytes (WeCom, DingTalk)."""
+    return lambda text: len(text.encode()) <= limit
+
+
+def word(settings: dict[str, Any], name: str) -> str:
+    """One of the message words ("link", "poster", ...) in the config's language."""
+    return _TEMPLATES[settings.get("locale") or "zh"][name]
 
 
 def skipped(event: Event) -> Outcome:

@@ -40,6 +40,7 @@ from .adapter import (
     credential,
     load_config,
 )
+from .limits import RateLimit, per_minute, per_minute_field
 from .money import to_major
 
 DEFAULT_MODEL = "x_couponsvc.redemption"
@@ -92,6 +93,7 @@ class OdooConfig(Schema):
     dedupe_field = fields.String(load_default="x_event_id", allow_none=True,
                                  metadata={"description": "field holding the event id; "
                                            "null creates without looking"})
+    max_per_minute = per_minute_field()
 
     @validates("field_mapping")
     def _check_mapping(self, value: dict[str, str], **_: Any) -> None:
@@ -138,7 +140,11 @@ class OdooAdapter:
     name = "odoo"
     kind = "erp"
     events = frozenset({"coupon.redeemed", "coupon.redemption_reversed", "ping"})
+
     config_schema = OdooConfig
+
+    def rate_limits(self, settings: dict[str, Any]) -> tuple[RateLimit, ...]:
+        return per_minute(settings)
 
     def deliver(self, event: Event, config: dict[str, Any], context: Context) -> Outcome:
         settings = load_config(self, config)

@@ -23,10 +23,13 @@ from marshmallow import Schema
 
 from .adapter import EVENT_TYPES, Adapter, secret_fields
 from .dingtalk import DingTalkAdapter
+from .discourse import DiscourseAdapter
+from .feishu import FeishuAdapter
 from .mastodon import MastodonAdapter
 from .odoo import OdooAdapter
 from .webhook import WebhookAdapter
 from .wecom import WeComAdapter
+from .weibo import WeiboAdapter
 
 GROUP = "couponsvc.adapters"
 KINDS = ("erp", "social")
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 
 def builtin_adapters() -> list[Adapter]:
     return [WebhookAdapter(), OdooAdapter(), WeComAdapter(), DingTalkAdapter(),
-            MastodonAdapter()]
+            MastodonAdapter(), DiscourseAdapter(), WeiboAdapter(), FeishuAdapter()]
 
 
 def load_adapters() -> dict[str, Adapter]:

@@ -25,6 +25,7 @@ from marshmallow import Schema, ValidationError, fields, validates
 
 from . import http
 from .adapter import EVENT_TYPES, Context, Event, Outcome, PermanentError, credential, load_config
+from .limits import RateLimit, per_minute, per_minute_field
 
 SECRET_PREFIX = "whsec_"
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -57,6 +58,7 @@ class WebhookConfig(Schema):
     headers = credential(fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
                                  metadata={"description": "extra request headers (they often "
                                            "carry a token: write-only)"}))
+    max_per_minute = per_minute_field()
 
     @validates("secret")
     def _check_secret(self, value: str, **_: Any) -> None:
@@ -83,6 +85,9 @@ class WebhookAdapter:
     kind = "erp"
     events = EVENT_TYPES
     config_schema = WebhookConfig
+
+    def rate_limits(self, settings: dict[str, Any]) -> tuple[RateLimit, ...]:
+        return per_minute(settings)
 
     def deliver(self, event: Event, config: dict[str, Any], context: Context) -> Outcome:
         if not config.get("secret"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
+from functools import cache
 
 import pytest
+from PIL import Image
 
 from integrations.adapter import Context, Event
 
@@ -57,3 +60,11 @@ def receiver():
 @pytest.fixture
 def context():
     return Context(timeout=5.0)
+
+
+@cache
+def sample_png() -> bytes:
+    """A small poster-shaped PNG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (108, 192), (214, 48, 39)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -8,8 +8,24 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True)
+class Part:
+    """One field of a multipart/form-data body."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode()
 
 
 @dataclass
@@ -26,6 +42,31 @@ class Received:
 
     def form(self) -> dict[str, list[str]]:
         return parse_qs(self.body.decode(), keep_blank_values=True)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def multipart(self) -> dict[str, list[Part]]:
+        """The fields of a multipart/form-data body by name (ValueError when it is not one)."""
+        if self.content_type != "multipart/form-data":
+            raise ValueError(f"not multipart/form-data: {self.content_type!r}")
+        head = f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(head + self.body)
+        parts: dict[str, list[Part]] = {}
+        for item in message.iter_parts():
+            name = item.get_param("name", header="content-disposition")
+            parts.setdefault(name, []).append(Part(
+                name, item.get_filename(), item.get_content_type(),
+                item.get_payload(decode=True) or b""))
+        return parts
+
+    def fields(self) -> dict[str, list[str]]:
+        """Form fields, urlencoded or multipart alike (files left out)."""
+        if self.content_type == "multipart/form-data":
+            return {name: [part.text for part in found if part.filename is None]
+                    for name, found in self.multipart().items()}
+        return self.form()
 
 
 @dataclass

@@ -4,12 +4,14 @@ import base64
 import hashlib
 import hmac
 import time
+from dataclasses import replace
 
 import pytest
 from marshmallow import ValidationError
 
 from integrations.adapter import PermanentError, RetryableError
 from integrations.dingtalk import DingTalkAdapter, DingTalkConfig
+from integrations.share import FixedPoster, Share
 
 from .conftest import campaign_event, issued_event, make_event
 
@@ -63,7 +65,7 @@ def test_unsigned_without_a_secret(receiver, context):
 def test_secret_and_token_are_not_dumped():
     config = DingTalkConfig().load({"access_token": "t", "secret": SECRET})
     assert DingTalkConfig().dump(config) == {
-        "locale": "zh", "link_template": None, "nearly_tipped_threshold": 3}
+        "locale": "zh", "link_template": None, "nearly_tipped_threshold": 3, "poster": True}
     with pytest.raises(ValidationError):
         DingTalkConfig().load({"secret": SECRET})
 
@@ -89,3 +91,38 @@ def test_english_messages(receiver, context):
     text = receiver.requests[0].json()["markdown"]["text"]
     assert text.startswith("### The deal is on: 赣州老字号双人套餐")
     assert "Deal price ¥39.90, was ¥68.00, save ¥28.10" in text
+
+
+def test_the_poster_under_the_text_and_the_deal_link(receiver, context):
+    receiver.answer(200, OK)
+    poster = "https://couponsvc.example.cn/api/v1/campaigns/cmp_1/poster.png?token=t&v=1"
+    event = replace(campaign_event("campaign.published"),
+                    share=Share("https://couponsvc.example.cn/d/cmp_1", FixedPoster(address=poster)))
+    DingTalkAdapter().deliver(event, configure(receiver), context)
+    text = receiver.requests[0].json()["markdown"]["text"]
+    assert "[立即抢购](https://couponsvc.example.cn/d/cmp_1)" in text
+    assert text.endswith(f"![新团购上线：赣州老字号双人套餐]({poster})")
+
+
+def test_no_picture_when_turned_off(receiver, context):
+    receiver.answer(200, OK)
+    event = replace(campaign_event("campaign.published"),
+                    share=Share("https://couponsvc.example.cn/d/cmp_1", FixedPoster(address="https://x.cn/p.png")))
+    DingTalkAdapter().deliver(event, configure(receiver, poster=False), context)
+    assert "![" not in receiver.requests[0].json()["markdown"]["text"]
+
+
+def test_long_texts_fit_20000_bytes_with_link_and_picture(receiver, context):
+    receiver.answer(200, OK)
+    event = replace(campaign_event("campaign.published", title="团" * 9000),
+                    share=Share("https://couponsvc.example.cn/d/cmp_1", FixedPoster(address="https://x.cn/p.png")))
+    DingTalkAdapter().deliver(event, configure(receiver), context)
+    markdown = receiver.requests[0].json()["markdown"]
+    assert len(markdown["text"].encode()) <= 20000 and len(markdown["title"]) <= 64
+    assert "(https://couponsvc.example.cn/d/cmp_1)" in markdown["text"]
+    assert markdown["text"].endswith("(https://x.cn/p.png)")
+
+
+def test_limits(receiver):
+    settings = configure(receiver)
+    assert [str(limit) for limit in DingTalkAdapter().rate_limits(settings)] == ["20 messages / 60 s"]

@@ -1,13 +1,16 @@
 """Mastodon: POST /api/v1/statuses, form-encoded, bearer token, Idempotency-Key."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integrations.adapter import PermanentError, RetryableError
 from integrations.mastodon import MastodonAdapter, MastodonConfig
+from integrations.share import FixedPoster, Share
 
-from .conftest import campaign_event, issued_event, make_event
+from .conftest import campaign_event, issued_event, make_event, sample_png
+from .services import FakeMastodon
 
 
 def configure(receiver, **extra):
@@ -96,3 +99,65 @@ def test_rate_limit_without_a_usable_reset(receiver, context, reset):
         MastodonAdapter().deliver(campaign_event("campaign.tipped"), configure(receiver),
                                   context)
     assert caught.value.retry_after is None
+
+
+# ---------------------------------------------------------------------------- the poster --
+def shared(event):
+    return replace(event, share=Share("https://couponsvc.example.cn/d/cmp_1", FixedPoster(sample_png())))
+
+
+def test_the_poster_is_attached_as_media(receiver, context):
+    mastodon = FakeMastodon()
+    receiver.handler = mastodon
+    MastodonAdapter().deliver(shared(campaign_event("campaign.published")),
+                              configure(receiver, link_template=None), context)
+    assert mastodon.problems == []
+    upload, post = receiver.requests
+    assert (upload.method, upload.path) == ("POST", "/api/v2/media")
+    parts = upload.multipart()
+    assert parts["file"][0].data == sample_png() and parts["file"][0].filename == "poster.png"
+    assert parts["description"][0].text == "新团购上线：赣州老字号双人套餐"
+    assert post.form()["media_ids[]"] == ["1000"]
+    assert post.form()["status"][0].endswith("\nhttps://couponsvc.example.cn/d/cmp_1")
+    [status] = mastodon.statuses.values()
+    assert status["media_attachments"][0]["id"] == "1000"
+
+
+def test_a_media_still_processing_is_retried_before_posting(receiver, context):
+    receiver.answer(202, {"id": "77", "type": "image", "url": None})
+    receiver.answer(206, {"id": "77", "type": "image", "url": None})
+    with pytest.raises(RetryableError) as waited:
+        MastodonAdapter().deliver(shared(campaign_event("campaign.published")), configure(receiver), context)
+    assert waited.value.retry_after == 5
+    assert [r.path for r in receiver.requests] == ["/api/v2/media", "/api/v1/media/77"]
+
+
+def test_a_processed_media_after_202_is_attached(receiver, context):
+    receiver.answer(202, {"id": "77", "type": "image", "url": None})
+    receiver.answer(200, {"id": "77", "type": "image", "url": "https://m.example/77.png"})
+    receiver.answer(200, {"id": "1"})
+    MastodonAdapter().deliver(shared(campaign_event("campaign.published")), configure(receiver), context)
+    assert receiver.requests[-1].form()["media_ids[]"] == ["77"]
+
+
+@pytest.mark.parametrize("status", [413, 422])
+def test_a_refused_media_leaves_the_status_without_it(receiver, context, status):
+    receiver.answer(status, {"error": "File is too large"})
+    receiver.answer(200, {"id": "1"})
+    MastodonAdapter().deliver(shared(campaign_event("campaign.published")), configure(receiver), context)
+    assert "media_ids[]" not in receiver.requests[-1].form()
+
+
+def test_no_media_when_turned_off(receiver, context):
+    MastodonAdapter().deliver(shared(campaign_event("campaign.published")),
+                              configure(receiver, poster=False), context)
+    assert [r.path for r in receiver.requests] == ["/api/v1/statuses"]
+
+
+def test_limits_and_usage(receiver):
+    adapter, settings = MastodonAdapter(), configure(receiver)
+    assert [str(limit) for limit in adapter.rate_limits(settings)] == [
+        "300 requests / 300 s", "30 media / 1800 s"]
+    assert adapter.usage(shared(campaign_event("campaign.published")), settings) == {"requests": 3, "media": 1}
+    assert adapter.usage(campaign_event("campaign.published"), settings) == {"requests": 1}
+    assert adapter.usage(make_event(), settings) == {"requests": 1}

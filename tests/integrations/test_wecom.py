@@ -1,13 +1,19 @@
 """WeCom group robot: the documented markdown message and errcode handling."""
 
+import base64
+import hashlib
+from dataclasses import replace
+
 import pytest
 from marshmallow import ValidationError
 
 from integrations import wecom
 from integrations.adapter import PermanentError, RetryableError
+from integrations.share import FixedPoster, Share
 from integrations.wecom import WeComAdapter, WeComConfig
 
-from .conftest import campaign_event, issued_event, make_event
+from .conftest import campaign_event, issued_event, make_event, sample_png
+from .services import FakeWeCom
 
 
 def configure(receiver, **extra):
@@ -97,4 +103,76 @@ def test_long_messages_are_cut_to_4096_bytes(receiver, context):
     receiver.answer(200, {"errcode": 0, "errmsg": "ok"})
     WeComAdapter().deliver(campaign_event("campaign.published", title="团" * 3000),
                            configure(receiver), context)
-    assert len(receiver.requests[0].json()["markdown"]["content"].encode()) <= 4096
+    content = receiver.requests[0].json()["markdown"]["content"]
+    assert len(content.encode()) <= 4096
+    assert content.endswith("[立即抢购](https://shop.example.cn/deals/cmp_1)")  # the link whole
+
+
+# ---------------------------------------------------------------------------- the poster --
+def shared(event, poster=None, address=None):
+    return replace(event, share=Share("https://couponsvc.example.cn/d/cmp_1",
+                                      FixedPoster(poster if poster is not None else sample_png(), address)))
+
+
+@pytest.fixture
+def robot_service(receiver):
+    service = FakeWeCom()
+    receiver.handler = service
+    return service
+
+
+def test_the_poster_follows_the_text_as_an_image(receiver, robot_service, context):
+    outcome = WeComAdapter().deliver(shared(campaign_event("campaign.published")),
+                                     configure(receiver, link_template=None), context)
+    assert outcome.status_code == 200 and robot_service.problems == []
+    markdown, image = robot_service.messages
+    assert "[立即抢购](https://couponsvc.example.cn/d/cmp_1)" in markdown["markdown"]["content"]
+    assert image["msgtype"] == "image"
+    assert base64.b64decode(image["image"]["base64"]) == sample_png()
+    assert image["image"]["md5"] == hashlib.md5(sample_png()).hexdigest()  # noqa: S324
+
+
+def test_a_news_card_with_the_poster_url(receiver, robot_service, context):
+    poster = "https://couponsvc.example.cn/api/v1/campaigns/cmp_1/poster.png?token=t"
+    WeComAdapter().deliver(shared(issued_event(sold=9), address=poster),
+                           configure(receiver, poster="news"), context)
+    [news] = robot_service.messages
+    [article] = news["news"]["articles"]
+    assert article == {"title": "还差 1 人成团：赣州老字号双人套餐",
+                       "description": "团购价 ¥39.90，原价 ¥68.00，省 ¥28.10\n已售 9 / 成团 10，还差 1 人成团",
+                       "url": "https://shop.example.cn/deals/cmp_1", "picurl": poster}
+
+
+def test_no_poster_when_asked_or_none_to_send(receiver, robot_service, context):
+    WeComAdapter().deliver(shared(campaign_event("campaign.published")),
+                           configure(receiver, poster="none"), context)
+    outcome = WeComAdapter().deliver(replace(campaign_event("campaign.tipped"),
+                                             share=Share("https://couponsvc.example.cn/d/cmp_1")),
+                                     configure(receiver), context)
+    assert [m["msgtype"] for m in robot_service.messages] == ["markdown", "markdown"]
+    assert "no poster to send" in outcome.excerpt
+
+
+def test_a_poster_over_2_mb_is_not_sent(receiver, robot_service, context):
+    huge = sample_png() + b"\0" * (2 * 1024 * 1024)
+    WeComAdapter().deliver(shared(campaign_event("campaign.published"), poster=huge),
+                           configure(receiver), context)
+    assert [m["msgtype"] for m in robot_service.messages] == ["markdown"]
+
+
+def test_a_refused_image_after_the_text_is_still_a_delivery(receiver, context):
+    receiver.answer(200, {"errcode": 0, "errmsg": "ok"})
+    receiver.answer(200, {"errcode": 45009, "errmsg": "api freq out of limit"})
+    outcome = WeComAdapter().deliver(shared(campaign_event("campaign.published")),
+                                     configure(receiver), context)
+    assert outcome.status_code == 200 and "the poster was not sent" in outcome.excerpt
+
+
+def test_limits_and_usage(receiver):
+    adapter, settings = WeComAdapter(), configure(receiver)
+    assert [str(limit) for limit in adapter.rate_limits(settings)] == ["20 messages / 60 s"]
+    assert adapter.usage(shared(campaign_event("campaign.published")), settings) == {"messages": 2}
+    assert adapter.usage(campaign_event("campaign.published"), settings) == {"messages": 1}
+    assert adapter.usage(shared(campaign_event("campaign.published")),
+                         configure(receiver, poster="news")) == {"messages": 1}
+    assert adapter.usage(campaign_event("campaign.ended"), settings) == {}
