@@ -26,7 +26,7 @@ from .form_errors import form_errors
 from .guard import audit, operator_only, signed_in
 
 PAGE_SIZE = 50
-MERCHANT_FIELDS = ("name", "city", "timezone", "reversal_window")
+MERCHANT_FIELDS = ("name", "city", "timezone", "reversal_window", "deal_url_template")
 TIMEZONES = ("Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "Asia/Macau", "Asia/Taipei")
 
 
@@ -45,6 +45,7 @@ def _merchant_input(form: dict[str, str]) -> dict:
     body: dict = {"name": form["name"], "city": form["city"], "timezone": form["timezone"] or "Asia/Shanghai"}
     window = form["reversal_window"].strip()
     body["reversal_window"] = None if not window else int(window) if window.isdigit() else window
+    body["deal_url_template"] = form["deal_url_template"]  # empty: none, the platform's links
     return body
 
 
@@ -54,7 +55,7 @@ def merchant_list():
     if g.principal.role != "platform":  # a manager has one merchant: theirs
         return redirect(url_for("admin.merchant_page", merchant_id=g.principal.merchant_id))
     return _merchant_list(errors={}, form={"name": "", "city": "", "timezone": "Asia/Shanghai",
-                                           "reversal_window": ""})
+                                           "reversal_window": "", "deal_url_template": ""})
 
 
 def _merchant_list(*, errors: dict, form: dict, status: int = 200):
@@ -69,7 +70,7 @@ def _merchant_list(*, errors: dict, form: dict, status: int = 200):
 @signed_in
 @operator_only
 def create_merchant():
-    form = _form("name", "city", "timezone", "reversal_window")
+    form = _form(*MERCHANT_FIELDS)
     try:
         merchant = merchants.create_merchant(db.session, **MerchantIn().load(_merchant_input(form)),
                                              max_window=current_app.config["MAX_REVERSAL_WINDOW"])
@@ -96,7 +97,8 @@ def _merchant_page(merchant: Merchant, *, status: int = 200, new_key=None, **for
                                    .order_by(ApiKey.created_at.desc(), ApiKey.id)).scalars())
     defaults = {
         "merchant_form": {"name": merchant.name, "city": merchant.city, "timezone": merchant.timezone,
-                          "reversal_window": "" if merchant.reversal_window is None else str(merchant.reversal_window)},
+                          "reversal_window": "" if merchant.reversal_window is None else str(merchant.reversal_window),
+                          "deal_url_template": merchant.deal_url_template or ""},
         "merchant_errors": {},
         "store_form": {"name": "", "city": "", "address": ""}, "store_errors": {},
         "key_form": {"role": SCANNER, "store_id": "", "label": ""}, "key_errors": {},
@@ -129,9 +131,8 @@ def _people_url(merchant: Merchant) -> str | None:
 @signed_in
 def update_merchant(merchant_id: str):
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-    form = _form("name", "city", "timezone", "reversal_window", prefix="merchant.")
-    before = {"name": merchant.name, "city": merchant.city, "timezone": merchant.timezone,
-              "reversal_window": merchant.reversal_window}
+    form = _form(*MERCHANT_FIELDS, prefix="merchant.")
+    before = {name: getattr(merchant, name) for name in MERCHANT_FIELDS}
     try:
         loaded = MerchantIn().load(_merchant_input(form))
         changes = {name: loaded[name] for name in MERCHANT_FIELDS}  # what this form shows, no more

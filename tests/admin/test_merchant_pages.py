@@ -110,6 +110,16 @@ def test_a_manager_edits_their_merchant(app, shop, manager):
     assert "新名字" in page and "Asia/Urumqi" in page and "120 seconds" in page
     [entry] = audit(app, "merchant.update")
     assert entry.detail == {"name": "新名字", "timezone": "Asia/Urumqi", "reversal_window": 120}
+    form = {"merchant.name": "新名字", "merchant.city": "赣州", "merchant.timezone": "Asia/Urumqi",
+            "merchant.reversal_window": "120"}
+    refused = manager.post(f"/admin/merchants/{shop.merchant['id']}",
+                           form | {"merchant.deal_url_template": "ftp://shop.example.cn/{nope}"})
+    assert refused.status_code == 422 and field_error(text(refused), "merchant.deal_url_template")
+    template = "https://shop.example.cn/deals/{campaign_id}"
+    assert manager.post(f"/admin/merchants/{shop.merchant['id']}",
+                        form | {"merchant.deal_url_template": template}).status_code == 302
+    assert f'value="{template}"' in text(manager.get(f"/admin/merchants/{shop.merchant['id']}"))
+    assert audit(app, "merchant.update")[1].detail == {"deal_url_template": template}
 
 
 def test_stores_are_added_and_edited_with_city_and_address(app, client, shop, manager):
