@@ -44,6 +44,7 @@ from .unit_of_work import (
     idempotency_claim,
     register_renderer,
     single_statement,
+    statement_connection,
     unit_of_work,
 )
 
@@ -127,7 +128,8 @@ class Redemptions(MethodView):
         scan = _scan(data)
         try:
             with guarded_lookup(scan.principal.key_id):
-                done = till.redeem(db.session, scan, keyring(), idempotency_claim())
+                done = till.redeem(db.session, scan, keyring(), idempotency_claim(),
+                                   statement_connection())
         except DomainError as error:
             _refused(scan, "redeem", error)
             raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,9 @@ from .check import why_not
 from .scan import Scan, Target, resolve
 from .write import KeyTaken, Write, write
 
+if TYPE_CHECKING:
+    import psycopg
+
 
 @dataclass(frozen=True)
 class Redeemed:
@@ -41,10 +44,12 @@ class Redeemed:
     device_id: str | None
 
 
-def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = None) -> Redeemed:
+def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = None,
+           connection: psycopg.Connection | None = None) -> Redeemed:
     """Redeem the scanned coupon. With a `claim` (PostgreSQL), the answer's snapshot is
     stored under that Idempotency-Key by the same statement (`write.py`); a concurrent
-    request that holds the key is `idempotency_key_in_use`, and nothing was written."""
+    request that holds the key is `idempotency_key_in_use`, and nothing was written.
+    With a `connection` (PostgreSQL, in autocommit) the statement runs and commits on it."""
     target = resolve(scan, ring)
     principal = scan.principal
     w = Write(code=target.code, uses=scan.uses, now=utcnow(), store_id=target.store_id,
@@ -52,7 +57,7 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
               campaign_id=target.campaign_id, redemption_id=new_id("red"), event_id=new_id("evt"),
               api_key_id=principal.key_id, device_id=scan.device_id, claim=claim)
     try:
-        row = write(session, w)
+        row = write(session, w, connection)
     except KeyTaken:
         raise DomainError("idempotency_key_in_use", "Another request with this Idempotency-Key "
                           "was answered meanwhile") from None

@@ -35,6 +35,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import psycopg
 from psycopg import RawCursor
 from psycopg.errors import UniqueViolation
 from psycopg.rows import namedtuple_row
@@ -95,10 +96,15 @@ class Write:
     claim: Claim | None = None  # store the answer in the statement (PostgreSQL only)
 
 
-def write(session: Session, w: Write) -> Row | None:
-    """Redeem if redeemable; the coupon and campaign columns, or None when nothing matched."""
+def write(session: Session, w: Write, connection: psycopg.Connection | None = None) -> Row | None:
+    """Redeem if redeemable; the coupon and campaign columns, or None when nothing matched.
+
+    `connection` (PostgreSQL): a psycopg connection in autocommit, lent for this one
+    statement, which then commits itself; None: the statement runs on the session's."""
+    if connection is not None:
+        return _postgresql(session, w, connection)
     if session.get_bind().dialect.name == "postgresql":
-        return _postgresql(session, w)
+        return _postgresql(session, w, session.connection().connection.driver_connection)
     return _portable(session, w)
 
 
@@ -189,11 +195,10 @@ def _params(w: Write) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------- PostgreSQL --
-def _postgresql(session: Session, w: Write):
+def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
     sql, names, defaults = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
                                                  w.claim is not None)
     values = defaults | _params(w)
-    raw = session.connection().connection.driver_connection
     try:
         with RawCursor(raw, row_factory=namedtuple_row) as cursor:
             row = cursor.execute(sql, [values[name] for name in names]).fetchone()
