@@ -58,6 +58,7 @@ from bench.common import (
 )
 from psycopg.conninfo import conninfo_to_dict
 
+from couponsvc.redis_client import redis_client
 from integrations.adapter import Context
 from integrations.adapter import Event as AdapterEvent
 from integrations.http import new_session
@@ -163,7 +164,7 @@ class Stack:
         self.procs, self.env, self.out, self.db_url = procs, env, out, db_url
         self.dbname = conninfo_to_dict(db_url).get("dbname")
         self.receiver, self.server, self.integration_id = receiver, server, integration_id
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis = redis_client(redis_url)
         self.redis_pids = redis_server_pids(self.redis)
         self.worker: Any = None
         self.worker_log: Path | None = None
@@ -512,7 +513,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     r = open_run(args, "delivery", "one couponsvc worker",
                  default_db_url="postgresql://postgres@127.0.0.1:5432/couponsvc_bench_delivery",
                  default_redis_url="redis://127.0.0.1:6379/14", redis_note=" (flushed)")
-    redis.Redis.from_url(r.redis_url).flushdb()
+    redis_client(r.redis_url).flushdb()
     env = {**r.env, "COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS": "1"}
     log("\n== setup")
     platform_key = setup_database(env)
