@@ -80,3 +80,13 @@ def test_every_list_accepts_the_cursors_it_gives(client):
                 break
             after = page["next"]
         assert seen, path
+
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:00:00-08:00",
+                                    "1000-06-01T00:00:00+00:00"])
+def test_a_time_outside_the_storable_years_is_422_not_500(client, moment):
+    merchant = client.merchant()
+    body = {"merchant_id": merchant["id"], "title": "远", "price": 990, "sales_start": moment}
+    answer = problem(client.post("campaigns", body), 422, "validation_error")
+    assert "out of range" in str(answer["errors"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate
 
@@ -96,10 +97,21 @@ class Time(fields.AwareDateTime):
         "invalid": N_("Not a valid time: send RFC 3339, e.g. 2026-12-01T09:00:00+08:00."),
         "invalid_awareness": N_("This time has no UTC offset: add a UTC offset, e.g. +08:00 "
                         "(2026-12-01T09:00:00+08:00)."),
+        "out_of_range": N_("This time is out of range: send a year between 1900 and 9999."),
     }
 
     def __init__(self, **kwargs) -> None:
         super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:  # a time whose UTC value leaves datetime's years 1-9999 cannot be stored
+            in_utc = moment.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("out_of_range") from None
+        if not 1900 <= in_utc.year <= 9999:
+            raise self.make_error("out_of_range")
+        return moment
 
 
 def Text(maximum: int, **kwargs):
