@@ -1,0 +1,43 @@
+"""`@counted`: count a domain decision, by outcome, where the decision is made.
+
+The decorated function's return is `success`; a `DomainError` it raises is its code
+(`coupon_already_redeemed`, `sold_out`, ...); anything else, `error`. With a histogram,
+its time is observed too. Off (`switch.py`), the call goes straight through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from ..domain_error import DomainError
+from .switch import counting
+
+
+def counted(counter: Counter, success: str, seconds: Histogram | None = None) -> Callable:
+    def decorate(fn: Callable) -> Callable:
+        @wraps(fn)
+        def counted_call(*args: Any, **kwargs: Any) -> Any:
+            if not counting():
+                return fn(*args, **kwargs)
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                result = fn(*args, **kwargs)
+                outcome = success
+                return result
+            except DomainError as error:
+                outcome = error.code
+                raise
+            finally:
+                counter.labels(outcome).inc()
+                if seconds is not None:
+                    seconds.observe(time.perf_counter() - started)
+
+        return counted_call
+
+    return decorate
