@@ -22,6 +22,8 @@ from .campaigns.data import campaign_event_data
 from .domain_error import DomainError, say, say_n
 from .ids import new_id
 from .issuance import coupon_row, insert_coupons
+from .metrics.catalog import ORDERS
+from .metrics.outcomes import counted
 from .models import Campaign, Coupon, CustomerPurchase, Order
 from .outbox.emit import emit, emit_many
 from .timeutil import utcnow
@@ -41,6 +43,7 @@ def normalise_customer_ref(raw: str) -> str:
     return " ".join(folded.split())
 
 
+@counted(ORDERS, "placed")
 def place_order(session: Session, campaign_id: str, *, customer_ref: str, quantity: int,
                 payment_ref: str = "") -> PlacedOrder:
     now = utcnow()

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from .. import codes
 from ..domain_error import DomainError, say
 from ..ids import new_id
+from ..metrics.catalog import REDEEM_SECONDS, REDEMPTIONS
+from ..metrics.outcomes import counted
 from ..models import Coupon
 from ..models.idempotency import Claim
 from ..principal import Principal, key_is_live
@@ -44,6 +46,7 @@ class Redeemed:
     device_id: str | None
 
 
+@counted(REDEMPTIONS, "redeemed", seconds=REDEEM_SECONDS)
 def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = None,
            connection: psycopg.Connection | None = None) -> Redeemed:
     """Redeem the scanned coupon. With a `claim` (PostgreSQL), the answer's snapshot is
