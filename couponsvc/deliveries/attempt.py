@@ -5,10 +5,15 @@ backoff of `schedule.py` (or the receiver's `Retry-After`, within bounds) until 
 attempts run out, then the delivery is `dead`; a `PermanentError` is dead at once,
 and one that says so (410 Gone) disables the integration, its delivery held with the
 others (`couponsvc/outbox/hold.py`).
+
+Each attempt is counted (`couponsvc_deliveries_total{adapter,status}`) and logged: the
+delivery, event, adapter, result, HTTP status and duration, under the request id of the
+job (`couponsvc/job_context.py`); never the body, the configuration or the error's text.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,8 +23,12 @@ from integrations.adapter import Context, DeliveryError, Outcome, PermanentError
 from integrations.adapter import Event as AdapterEvent
 
 from ..adapters import adapter_named
+from ..metrics.catalog import DELIVERIES
+from ..metrics.switch import counting
 from ..timeutil import utcnow
 from .schedule import next_wait
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,20 @@ def attempt(delivery_id: int, number: int, adapter_name: str, event: AdapterEven
     except DeliveryError as failure:
         outcome, error = None, failure
     wait = next_wait(number, error.retry_after) if isinstance(error, RetryableError) else None
-    return Attempt(delivery_id, number, started, int((time.monotonic() - clock) * 1000), outcome, error, wait)
+    made = Attempt(delivery_id, number, started, int((time.monotonic() - clock) * 1000), outcome, error, wait)
+    _tell(made, adapter_name, event)
+    return made
+
+
+def _tell(made: Attempt, adapter_name: str, event: AdapterEvent) -> None:
+    if counting():
+        DELIVERIES.labels(adapter_name, made.result).inc()
+    source = made.outcome if made.error is None else made.error
+    log.info("delivery %s attempt %d: %s", made.delivery_id, made.number, made.result, extra={
+        "delivery_id": made.delivery_id, "attempt": made.number, "event_id": event.id,
+        "event_type": event.type, "adapter": adapter_name, "result": made.result,
+        "status_code": source.status_code, "duration_ms": made.duration_ms,
+        "error": type(made.error).__name__ if made.error is not None else None})
 
 
 def call(adapter_name: str, event: AdapterEvent, config: dict, context: Context) -> Outcome:
