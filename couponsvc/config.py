@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -105,6 +106,37 @@ def _font_file(name: str, raw: str) -> str | None:
     return raw.strip()
 
 
+def _networks(name: str, raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Addresses and CIDR ranges, comma-separated: `127.0.0.1, 10.0.0.0/8, ::1`."""
+    try:
+        return [ipaddress.ip_network(part, strict=False) for part in _list(raw)]
+    except ValueError as error:
+        raise ConfigError(f"{name} must list addresses or CIDR ranges: {error}") from None
+
+
+def _listen(name: str, raw: str) -> str | None:
+    """`host:port` (`[::1]:9101` for IPv6), or empty: none."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port (e.g. 0.0.0.0:9101), got {raw!r}")
+    return raw
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def convert(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return convert
+
+
+LOOPBACK = "127.0.0.0/8,::1"
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", None, _url),
     Setting("REDIS_URL", "REDIS_URL", None, _redis_url),
@@ -144,6 +176,13 @@ SETTINGS: tuple[Setting, ...] = (
     # Promotion (docs/promotion.md): where a deal link points, the poster's CJK font
     Setting("COUPONSVC_DEAL_URL_TEMPLATE", "DEAL_URL_TEMPLATE", None, _deal_url_template),
     Setting("COUPONSVC_POSTER_FONT", "POSTER_FONT", None, _font_file),
+    # Seeing what it does (docs/operations.md): metrics, logs
+    Setting("COUPONSVC_METRICS", "METRICS", True, _bool),
+    Setting("COUPONSVC_METRICS_ALLOW", "METRICS_ALLOW", _networks("", LOOPBACK), _networks),
+    Setting("COUPONSVC_WORKER_METRICS_LISTEN", "WORKER_METRICS_LISTEN", None, _listen),
+    Setting("COUPONSVC_LOG_FORMAT", "LOG_FORMAT", "json", _choice("json", "text")),
+    Setting("COUPONSVC_LOG_LEVEL", "LOG_LEVEL", "INFO",
+            lambda n, r: _choice("debug", "info", "warning", "error")(n, r).upper()),
 )
 
 

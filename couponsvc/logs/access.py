@@ -1,0 +1,58 @@
+"""Each request's id, and its access line.
+
+Before anything else of a request, its id is taken from `X-Request-ID` (when sane) or
+made (`couponsvc/request_id.py`) and bound for the request; the answer echoes it. After
+the answer is made, one line on the `couponsvc.access` logger: method, the route's
+template (`/api/v1/coupons/<code>`, never the path itself, which may hold a code), the
+status, the duration in milliseconds, the client's address (after
+`COUPONSVC_TRUSTED_PROXIES`), and the request id. No header, query string or body is
+logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+
+from .. import request_id, tracing
+
+log = logging.getLogger("couponsvc.access")
+UNMATCHED = "<unmatched>"  # the template of a path no route matched (a 404)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_begin)
+    app.after_request(_answered)
+    app.teardown_request(_end)
+
+
+def _begin() -> None:
+    rid = request_id.accept(request.headers.get(request_id.HEADER))
+    g.couponsvc_access = (time.perf_counter(), request_id.bind(rid))
+    if tracing.enabled():
+        tracing.annotate(request_id=rid)
+
+
+def _answered(response: Response) -> Response:
+    started = g.get("couponsvc_access")
+    if started is None:  # refused before the first hook ran (a path no column can hold)
+        _begin()
+        started = g.couponsvc_access
+    rid = request_id.current()
+    response.headers[request_id.HEADER] = rid
+    rule = request.url_rule
+    log.info("%s %s %s", request.method, rule.rule if rule is not None else UNMATCHED,
+             response.status_code,
+             extra={"method": request.method, "route": rule.rule if rule is not None else UNMATCHED,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started[0]) * 1000, 2),
+                    "client": request.remote_addr})
+    return response
+
+
+def _end(_error: BaseException | None) -> None:
+    started = g.pop("couponsvc_access", None)
+    if started is not None:
+        request_id.unbind(started[1])

@@ -1,0 +1,66 @@
+"""The two shapes of a log line: one JSON object (production), or text (a terminal).
+
+Both carry the same fields: the time (UTC, milliseconds), the level, the logger, the
+message, the request id of the request (or of the request behind the job) that is
+running (`couponsvc/request_id.py`), the trace and span ids while a trace is recorded,
+and whatever the call gave in `extra=`; an exception's traceback as `exc`. Every string
+goes through `redaction.redact` on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import request_id, tracing
+from .redaction import redact
+
+# What every LogRecord has: anything else on a record came from `extra=`.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
+    """The line's fields, in order, masked."""
+    entry: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "msg": redact(record.getMessage()),
+    }
+    rid = record.__dict__.get("request_id") or request_id.current()
+    if rid is not None:
+        entry["request_id"] = rid
+    ids = tracing.current_ids()
+    if ids is not None:
+        entry["trace_id"], entry["span_id"] = ids
+    for name, value in record.__dict__.items():
+        if name not in _STANDARD and name != "request_id" and not name.startswith("_"):
+            entry[name] = redact(value) if isinstance(value, str) else value
+    if record.exc_info:
+        entry["exc"] = redact(formatter.formatException(record.exc_info))
+    if record.stack_info:
+        entry["stack"] = redact(formatter.formatStack(record.stack_info))
+    return entry
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (non-ASCII kept as is: messages may be Chinese)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(fields(record, self), ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger message key=value …`, for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = fields(record, self)
+        head = f"{entry.pop('ts')} {entry.pop('level')} {entry.pop('logger')} {entry.pop('msg')}"
+        tail = entry.pop("exc", None)
+        line = " ".join([head, *(f"{name}={value}" for name, value in entry.items())])
+        return f"{line}\n{tail}" if tail else line
+
+
+FORMATTERS = {"json": JsonFormatter, "text": TextFormatter}
