@@ -145,7 +145,7 @@ def worker(burst, processes):
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run inside the serving process")
     if processes > 1:
-        sys.exit(run_processes(processes, ["--burst"] if burst else []))
+        sys.exit(run_processes(processes, ["--burst"] if burst else [], current_app))
     sys.exit(run_worker(current_app, burst=burst))
 
 

@@ -5,7 +5,9 @@ path), so the web app never imports `workers/`. With `REDIS_URL` set jobs go to 
 (`couponsvc worker` runs them); without it they run on background threads of the
 serving process, after the response, so the embedded default works with nothing else
 running.
-Call `enqueue` through `after_commit`, never before the commit.
+Call `enqueue` through `after_commit`, never before the commit. A job carries the
+request id and trace context of the request that queued it (`job_context.py`): in the
+RQ job's meta, or handed to the in-process thread.
 
 In process, at most `MAX_IN_PROCESS_JOBS` jobs wait or run at once (on
 `IN_PROCESS_THREADS` threads); past that `enqueue` raises `QueueFull` and the job is
@@ -24,6 +26,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from . import job_context
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -66,21 +69,25 @@ class JobRunner:
         """
         if not isinstance(task, Task):
             raise TypeError(f"enqueue a task declared in couponsvc.tasks, not {task!r}")
+        meta = job_context.capture()
         if self.in_process:
-            return self._submit_here(task.function, args, job_id)
+            return self._submit_here(task.function, args, job_id, meta)
         from rq import Queue
         from rq.exceptions import DuplicateJobError
 
         rq_queue = Queue(task.queue, connection=self.redis())
         options = {"job_id": job_id, "unique": job_id is not None, "job_timeout": task.timeout,
                    "failure_ttl": 7 * 86400, "result_ttl": 600}
+        if meta:
+            options["meta"] = meta
         try:
             rq_queue.enqueue(task.function, *args, **options)
         except DuplicateJobError:
             return False
         return True
 
-    def _submit_here(self, func_path: str, args: tuple[Any, ...], job_id: str | None) -> bool:
+    def _submit_here(self, func_path: str, args: tuple[Any, ...], job_id: str | None,
+                     meta: dict[str, Any]) -> bool:
         with self._mutex:
             if job_id is not None and job_id in self._pending_ids:
                 return False  # as RQ's unique ids: a sweep does not pile up copies of a waiting job
@@ -89,7 +96,7 @@ class JobRunner:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=IN_PROCESS_THREADS,
                                                     thread_name_prefix="couponsvc-job")
-            future = self._executor.submit(self._run_here, func_path, args)
+            future = self._executor.submit(self._run_here, func_path, args, job_id, meta)
             future.job_id = job_id
             self._pending.add(future)
             if job_id is not None:
@@ -102,10 +109,16 @@ class JobRunner:
             self._pending.discard(future)
             self._pending_ids.discard(future.job_id)
 
-    def _run_here(self, func_path: str, args: tuple[Any, ...]) -> None:
+    def pending_count(self) -> int:
+        """In-process jobs waiting or running."""
+        with self._mutex:
+            return len(self._pending)
+
+    def _run_here(self, func_path: str, args: tuple[Any, ...], job_id: str | None,
+                  meta: dict[str, Any]) -> None:
         from .extensions import db
 
-        with self.app.app_context():
+        with self.app.app_context(), job_context.handed(meta, job_id):
             try:
                 resolve(func_path)(*args)
             except Exception:

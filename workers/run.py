@@ -22,21 +22,31 @@ considered (RQ 3): it takes a SimpleWorker class and respawns a dead worker, but
 What it would add, the respawn, is kept: `run_processes` looks at its children once a
 second, as the pool does, and starts another in place of one that died (not in
 `--burst`, where a child that is done simply ends).
+
+With `COUPONSVC_WORKER_METRICS_LISTEN` set, the worker answers `GET /metrics` there
+(`couponsvc/metrics/listener.py`): a single worker its own counts; with `--processes N`
+the supervisor answers for its children, which count in a multiprocess directory of the
+group's (emptied at the start, a dead child marked dead).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 
+from couponsvc import tracing
 from couponsvc.jobs import runner
+from couponsvc.metrics import listener, multiprocess
 from couponsvc.tasks import QUEUES
 
 from .periodic import Ticker, schedule
@@ -44,10 +54,14 @@ from .periodic import Ticker, schedule
 log = logging.getLogger(__name__)
 
 
+LISTEN = "COUPONSVC_WORKER_METRICS_LISTEN"
+
+
 def run_worker(app: Flask, *, burst: bool = False) -> int:
     jobs = runner(app)
     connection = jobs.redis()
     ticker = Ticker(schedule(app.config), jobs.enqueue)
+    metrics = _listen(app, multiprocess.registry)
     if not burst:
         ticker.start()
     pause = 1.0
@@ -72,6 +86,17 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
                 pause = min(pause * 2, 30.0)
     finally:
         ticker.stop()
+        if metrics is not None:
+            metrics.shutdown()
+        tracing.flush()
+
+
+def _listen(app: Flask, registry):
+    """The /metrics listener, when one is asked for (None otherwise)."""
+    where = app.config.get("WORKER_METRICS_LISTEN")
+    if not where:
+        return None
+    return listener.serve(where, app.config["METRICS_ALLOW"], registry)
 
 
 def stop_was_requested(worker: SimpleWorker) -> bool:
@@ -88,12 +113,32 @@ def stop_was_requested(worker: SimpleWorker) -> bool:
 RESPAWN_CHECK = 1.0  # seconds between looks at the children, as RQ's WorkerPool does
 
 
-def run_processes(count: int, argv: list[str]) -> int:
+def run_processes(count: int, argv: list[str], app: Flask | None = None) -> int:
     """Run `count` single workers as child processes, each replaced when it dies (unless
     `--burst`); stop them all on SIGTERM/SIGINT. The exit code is the highest of the
-    last children's."""
+    last children's. With `app` asking for a metrics listener, this process answers it,
+    from the children's multiprocess directory."""
     command = [sys.executable, "-m", "couponsvc.cli", "worker", *argv]
-    children = [subprocess.Popen(command) for _ in range(count)]
+    env, made, metrics = None, None, None
+    if app is not None and app.config.get("WORKER_METRICS_LISTEN"):
+        given = multiprocess.directory()
+        path = given or tempfile.mkdtemp(prefix="couponsvc-worker-metrics-")
+        made = None if given else path
+        multiprocess.wipe(path)
+        env = {**os.environ, multiprocess.VARIABLE: path, LISTEN: ""}  # the children count, this answers
+        metrics = _listen(app, lambda: multiprocess.registry(path))
+    try:
+        return _supervise(command, count, argv, env, metrics is not None)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _supervise(command: list[str], count: int, argv: list[str], env: dict[str, str] | None,
+               marking: bool) -> int:
+    children = [subprocess.Popen(command, env=env) for _ in range(count)]
     stopping = False
 
     def stop(signum, frame):
@@ -112,7 +157,9 @@ def run_processes(count: int, argv: list[str]) -> int:
                 continue
             log.warning("worker process %d ended (exit code %s); starting another",
                         child.pid, child.returncode)
-            replacement = subprocess.Popen(command)
+            if marking:
+                multiprocess.mark_dead(child.pid, env[multiprocess.VARIABLE])
+            replacement = subprocess.Popen(command, env=env)
             children[index] = replacement
             if stopping:  # the stop came between the look and the replacement
                 replacement.send_signal(signal.SIGTERM)
