@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_settings(os.environ, app.instance_path))
     app.config.update(config or {})
     require_production_settings(app.config)
+    from .logs.setup import configure as configure_logs
+
+    configure_logs(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     _configure(app)
     if app.config["TRUSTED_PROXIES"]:  # the client address is taken from that many X-Forwarded-For hops
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -38,10 +40,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .deal_pages import init_app as init_deal_pages
     from .errors import register_error_handlers
     from .health import health
+    from .logs.access import init_app as init_access_log
+    from .metrics.endpoint import init_app as init_metrics
+    from .metrics.switch import set_counting
     from .problems import problems
+    from .tracing import init_app as init_tracing
 
     compression.init_app(app)  # first registered: its after_request runs last
+    init_access_log(app)  # the request id, bound before any other hook runs
     extensions.db.init_app(app)
+    init_tracing(app)  # before anything connects (off unless OTEL_EXPORTER_OTLP_ENDPOINT)
+    set_counting(app.config["METRICS"])
     i18n.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=_migrations_dir())
     ratelimit.init_app(app)
@@ -54,9 +63,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     scan_page.init_app(app)
     app.register_blueprint(health)
     app.register_blueprint(problems)
+    init_metrics(app)
     register_error_handlers(app)
     register_cli(app)
-    logging.getLogger("couponsvc").setLevel(app.config.get("LOG_LEVEL", "INFO"))
     return app
 
 
