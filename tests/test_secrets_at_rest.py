@@ -33,7 +33,21 @@ CREDENTIALS = {
     "dingtalk": ({"webhook_url": f"{TARGET}/robot/send?access_token=ding-SECRET-token",
                   "secret": "SEC-ding-SECRET-signing"}, ["ding-SECRET-token", "SEC-ding-SECRET-signing"]),
     "mastodon": ({"instance_url": TARGET, "access_token": "masto-SECRET-token"}, ["masto-SECRET-token"]),
+    "discourse": ({"base_url": TARGET, "api_key": "discourse-SECRET-key", "category_id": 7},
+                  ["discourse-SECRET-key"]),
+    "weibo": ({"access_token": "weibo-SECRET-token", "api_base": TARGET, "safe_domain": "shop.example.cn",
+               "link_template": "https://shop.example.cn/deals/{campaign_id}"}, ["weibo-SECRET-token"]),
+    "feishu": ({"webhook_url": f"{TARGET}/open-apis/bot/v2/hook/feishu-SECRET-hook",
+                "secret": "feishu-SECRET-signing"}, ["feishu-SECRET-hook", "feishu-SECRET-signing"]),
 }
+
+
+def test_every_installed_adapter_with_credentials_is_checked_here():
+    from couponsvc.adapters import installed
+    from integrations.adapter import secret_fields
+
+    with_credentials = {name for name, adapter in installed().items() if secret_fields(adapter.config_schema)}
+    assert with_credentials <= set(CREDENTIALS)
 
 
 def create_all(client, shop) -> tuple[dict[str, dict], list[str]]:

@@ -8,7 +8,8 @@ first, skipping rows another drain has locked (PostgreSQL's `FOR UPDATE SKIP
 LOCKED`; SQLite has one writer). It counts the attempt and sets a lease; a drain
 killed mid-batch leaves the lease to run out, and the sweep wakes the integration
 again. The claimed attempt number is the claimer's token: recording checks it, so a
-late answer from an expired lease cannot overwrite a newer attempt's.
+late answer from an expired lease cannot overwrite a newer attempt's. `release` gives back
+claims a drain did not call (out of time), `hold` those its channel's rate limit stopped.
 """
 
 from __future__ import annotations
@@ -102,4 +103,26 @@ def release(session: Session, claimed: Sequence[Claimed]) -> None:
         .where(_deliveries.c.id == bindparam("b_id"), _deliveries.c.attempts == bindparam("b_number"))
         .values(attempts=_deliveries.c.attempts - 1, lease_until=None),
         [{"b_id": c.delivery_id, "b_number": c.number} for c in claimed],
+    )
+
+
+def hold(session: Session, integration_id: str, claimed: Sequence[Claimed], until: datetime,
+         now: datetime) -> None:
+    """The channel's rate limit is reached: give back these claims uncounted (they were not
+    attempted) and make them, and every other delivery of the integration due before
+    `until` and not leased, due at `until`, when the limit's window lets them through."""
+    if claimed:
+        session.connection().execute(
+            update(_deliveries)
+            .where(_deliveries.c.id == bindparam("b_id"), _deliveries.c.attempts == bindparam("b_number"))
+            .values(attempts=_deliveries.c.attempts - 1, lease_until=None, next_attempt_at=until,
+                    updated_at=now),
+            [{"b_id": c.delivery_id, "b_number": c.number} for c in claimed],
+        )
+    session.connection().execute(
+        update(_deliveries)
+        .where(_deliveries.c.integration_id == integration_id, Delivery.is_open(),
+               _deliveries.c.next_attempt_at < until,
+               or_(_deliveries.c.lease_until.is_(None), _deliveries.c.lease_until < now))
+        .values(next_attempt_at=until, updated_at=now)
     )

@@ -1,6 +1,8 @@
 """An integration's health: failing since when, and disabled when it is gone or failing for days.
 
-A 410 Gone disables the integration at once. Otherwise an integration whose every
+A 410 Gone disables the integration at once, and so does an adapter's refusal that says
+retrying cannot help until a person acts (a `PermanentError` with `disable`: Weibo's
+expired access token), with the adapter's words as the reason. Otherwise an integration whose every
 attempt has failed for `COUPONSVC_DISABLE_FAILING_AFTER` (3 days by default) is
 disabled. A merchant may also switch it off (`PATCH … {"status": "disabled"}`). Every
 way, an `integration.disabled` event says so, with the reason, and its deliveries are
@@ -40,10 +42,18 @@ def note_attempts(session: Session, integration_id: str, attempts: Sequence[Atte
     integration.failing_since = integration.failing_since or now
     if "disabled" in results:
         gone = next(a for a in attempts if a.result == "disabled")
-        disable(session, integration, f"the receiver answered {gone.error.status_code}: gone", now)
+        disable(session, integration, disabled_reason(gone), now)
         return
     limit = timedelta(seconds=disable_after)
     if now - integration.failing_since >= limit and integration.status == "active":
         disable(session, integration, f"every delivery has failed since "
                                       f"{integration.failing_since.isoformat()}", now)
 
+
+
+def disabled_reason(attempt: Attempt) -> str:
+    """Why the attempt disables its integration: a 410, or what the adapter said."""
+    error = attempt.error
+    if error.status_code == 410:
+        return f"the receiver answered {error.status_code}: gone"
+    return str(error)[:500]

@@ -7,6 +7,7 @@ once they are due), real HTTP receivers on 127.0.0.1, real PostgreSQL or SQLite.
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import datetime, timedelta
 
@@ -289,9 +290,11 @@ def test_a_published_deal_is_announced_to_a_wecom_group(client, app, receiver):
             "events": ["campaign.published"]}
     client.ok(client.post(f"merchants/{shop.merchant['id']}/integrations", body, key=shop.manager), 201)
     receiver.default.body = b'{"errcode": 0, "errmsg": "ok"}'
-    client.campaign(shop.merchant["id"], title="砂锅粥双人餐", price=5900, list_price=8800)
+    campaign = client.campaign(shop.merchant["id"], title="砂锅粥双人餐", price=5900, list_price=8800)
     work_off(app)
-    [sent] = receiver.requests
-    message = sent.json()
-    assert message["msgtype"] == "markdown"
-    assert "砂锅粥双人餐" in message["markdown"]["content"] and "¥59.00" in message["markdown"]["content"]
+    text, poster = (sent.json() for sent in receiver.requests)  # the announcement, then its poster
+    assert text["msgtype"] == "markdown"
+    assert "砂锅粥双人餐" in text["markdown"]["content"] and "¥59.00" in text["markdown"]["content"]
+    assert f"/d/{campaign['id']})" in text["markdown"]["content"]  # the deal page: no template set
+    assert poster["msgtype"] == "image"
+    assert base64.b64decode(poster["image"]["base64"]).startswith(b"\x89PNG")
