@@ -15,6 +15,9 @@ ADAPTERS = {
     "wecom": N_("Announces deals in a WeCom (企业微信) group through its robot"),
     "dingtalk": N_("Announces deals in a DingTalk (钉钉) group through its robot"),
     "mastodon": N_("Posts deals to a Mastodon account"),
+    "discourse": N_("Opens a topic for each deal on a Discourse forum and replies in it"),
+    "weibo": N_("Shares deals on a Weibo account, with their posters"),
+    "feishu": N_("Announces deals in a Feishu (飞书) or Lark group through its custom bot"),
 }
 
 KINDS = {"erp": N_("ERP"), "social": N_("social")}
@@ -27,6 +30,9 @@ FIELDS = {
     "visibility": N_("Visibility"), "language": N_("Post language"), "max_characters": N_("Most characters"),
     "database": N_("Database"), "login": N_("Login"), "api_key": N_("API key"), "uid": N_("User id"),
     "model": N_("Model"), "field_mapping": N_("Field mapping"), "dedupe_field": N_("Deduplication field"),
+    "poster": N_("Poster"), "max_per_minute": N_("Most deliveries a minute"), "base_url": N_("Forum URL"),
+    "api_username": N_("API user name"), "category_id": N_("Category id"), "api_base": N_("API address"),
+    "safe_domain": N_("Safe domain"), "rip": N_("Reported IP address"),
 }
 
 EVENTS = {
@@ -65,6 +71,23 @@ DESCRIPTIONS = (
     N_("extra request headers (they often carry a token: write-only)"),
     N_("the robot's webhook URL (holds its key)"),
     N_("the robot's key, instead of webhook_url"),
+    N_("the deal's poster: image (sent after the text), news (one card with the poster) or none"),
+    N_("show the deal's poster under the text"),
+    N_("attach the deal's poster (needs write:media)"),
+    N_("the custom bot's webhook URL (holds its token)"),
+    N_("the bot's signing secret (签名校验), when it is set"),
+    N_("add a button to the deal's poster"),
+    N_("the OAuth2 access token of the account that posts"),
+    N_("Weibo's API, https://api.weibo.com unless told"),
+    N_("the app's bound safe domain (安全域名); the deal link must be on it"),
+    N_("the real IP Weibo asks a caller to report, if any"),
+    N_("attach the deal's poster as the picture"),
+    N_("the forum, e.g. https://bbs.example.cn"),
+    N_("an API key of the forum"),
+    N_("the user the key posts as"),
+    N_("the category the deals' topics go to"),
+    N_("upload the deal's poster into its topic"),
+    N_("at most this many deliveries a minute (the receiver's own limit); none when empty"),
 )
 
 
