@@ -347,7 +347,10 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
         email = ""  # nobody's: refused like an unknown e-mail, without asking the database
     password = (password or "")[:MAX_PASSWORD_LENGTH]
     address_wait = limiter.remaining(policy.address_item, "addr", address, now)
-    user = session.scalar(select(AdminUser).where(AdminUser.email == email)) if email else None
+    # Locked until the caller commits: attempts on one account are counted one after the
+    # other, so a crowd of them sent at once cannot each read the same count of failures.
+    user = session.scalar(select(AdminUser).where(AdminUser.email == email)
+                          .with_for_update()) if email else None
     if address_wait is not None:
         return SignIn(reason="address_limited", retry_after=address_wait, known=user)
     if user is None:

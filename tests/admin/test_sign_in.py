@@ -247,3 +247,32 @@ def test_odd_input_is_audited_as_it_can_be(app):
     with app.app_context():
         entry = db.session.scalars(select(AuditEntry)).one()
     assert entry.action == "auth.sign_in_failed" and entry.user_email == "a\ufffdb@example.cn"
+
+
+@pytest.mark.postgresql
+@pytest.mark.config(ADMIN_SIGNIN_LIMIT_PER_ADDRESS="1000/15minutes")
+def test_wrong_passwords_sent_at_once_lock_the_account_as_one_by_one_would(app, operator):
+    """Twelve wrong passwords posted together: each is counted (none is lost to another's
+    write), so at most `max_failures` are checked before the lock and the right password is
+    then refused too."""
+    import threading
+
+    crowd = 12
+    ready = [pages(app.test_client()) for _ in range(crowd)]
+    for page in ready:
+        page.get("/admin/sign-in")
+    barrier = threading.Barrier(crowd)
+    statuses: list[int] = []
+
+    def attempt(page) -> None:
+        data = {"email": operator.email, "password": "wrong password", "csrf_token": page.csrf_token()}
+        barrier.wait()
+        statuses.append(page.http.post("/admin/sign-in", data=data).status_code)
+
+    threads = [threading.Thread(target=attempt, args=(page,)) for page in ready]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [401] * 4 + [429] * (crowd - 4)
+    assert pages(app.test_client()).sign_in(operator.email, operator.password).status_code == 429
