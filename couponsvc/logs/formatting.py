@@ -1,7 +1,7 @@
 """The two shapes of a log line: one JSON object (production), or text (a terminal).
 
 Both carry the same fields: the time (UTC, milliseconds), the level, the logger, the
-message, the request id of the request (or of the request behind the job) that is
+message, the process id (which gunicorn or RQ worker), the request id of the request (or of the request behind the job) that is
 running (`couponsvc/request_id.py`), the trace and span ids while a trace is recorded,
 and whatever the call gave in `extra=`; an exception's traceback as `exc`. Every string
 goes through `redaction.redact` on its way out.
@@ -28,6 +28,7 @@ def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
         "level": record.levelname,
         "logger": record.name,
         "msg": redact(record.getMessage()),
+        "pid": record.process,
     }
     rid = record.__dict__.get("request_id") or request_id.current()
     if rid is not None:
@@ -57,6 +58,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = fields(record, self)
+        entry.pop("pid")
         head = f"{entry.pop('ts')} {entry.pop('level')} {entry.pop('logger')} {entry.pop('msg')}"
         tail = entry.pop("exc", None)
         line = " ".join([head, *(f"{name}={value}" for name, value in entry.items())])
