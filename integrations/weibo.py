@@ -71,6 +71,9 @@ BUSY = frozenset({10001, 10002, 10003, 10009, 10010, 10011})
 _URL = re.compile(r"https?://[-A-Za-z0-9_$.+!*()/\\,:;@&=?~#%\[\]']+")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _WEIBO_HOSTS = ("weibo.com", "weibo.cn", "t.cn")
+NOT_A_HOST = "A host name such as shop.example.cn."
+OFF_SAFE_DOMAIN = ("The link's host must be the safe domain or one of its subdomains: Weibo refuses "
+                   "links to any other.")
 
 
 def weibo_length(text: str) -> int:
@@ -120,14 +123,13 @@ class WeiboConfig(AnnouncementSchema):
         if domain is None or template is None:
             return
         if not _HOST.match(domain.lower().rstrip(".")):
-            raise ValidationError("a host name such as shop.example.cn", "safe_domain")
+            raise ValidationError(NOT_A_HOST, "safe_domain")
         try:
             host = urlsplit(template.format(campaign_id="c", merchant_id="m")).hostname or ""
         except (KeyError, IndexError, ValueError):
             return  # the template's own check says what is wrong
         if not on_domain(host, domain):
-            raise ValidationError(f"the link's host {host!r} is not on the safe domain {domain!r}: "
-                                  "Weibo refuses links to any other", "link_template")
+            raise ValidationError(OFF_SAFE_DOMAIN, "link_template")
 
 
 class WeiboAdapter:

@@ -90,6 +90,18 @@ DESCRIPTIONS = (
     N_("at most this many deliveries a minute (the receiver's own limit); none when empty"),
 )
 
+# What the adapters' schemas say of a refused field of the promotion adapters (the
+# admin's form says them in its language: couponsvc/admin/form_errors.py).
+REFUSALS = (
+    N_("The link's host must be the safe domain or one of its subdomains: Weibo refuses links to "
+       "any other."),
+    N_("A host name such as shop.example.cn."), N_("Not a valid IP address."),
+    N_("Must be greater than or equal to 1."),
+    N_("Must be greater than or equal to 1 and less than or equal to 100000."),
+    N_("Length must be between 3 and 253."), N_("Length must be between 1 and 60."),
+    N_("Length must be between 1 and 500."), N_("Must be one of: image, news, none."),
+)
+
 
 def adapter_blurb(name: str) -> str:
     return gettext(ADAPTERS[name]) if name in ADAPTERS else ""
