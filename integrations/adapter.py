@@ -154,7 +154,8 @@ class Adapter(Protocol):
     `events` must be a subset of `EVENT_TYPES` and include `ping`. `deliver` takes
     the config as stored (it loads it through `config_schema` itself), never raises
     anything but a `DeliveryError` subclass, and makes no call for an event it skips
-    (it returns `Outcome(None, "skipped: ...")`).
+    (it returns `Outcome(None, "skipped: ...")`). It may also declare its channel's rate
+    limits, `rate_limits(settings)` and `usage(event, settings)` (`integrations.limits`).
     """
 
     name: str
