@@ -276,10 +276,6 @@ class SignInPolicy:
     def address_item(self) -> RateLimitItem:
         return parse(self.address_limit)
 
-    @property
-    def email_item(self) -> RateLimitItem:
-        return parse(f"{self.max_failures}/{self.lock_seconds}seconds")
-
 
 @dataclass
 class SignIn:
@@ -296,9 +292,19 @@ class SignIn:
 
 
 class Limiter:
-    """The `limits` strategy (`couponsvc.ratelimit`) counting failures per address and per
-    unknown e-mail. A window's key carries the window's number by the caller's clock, so a
-    window ends when that clock passes it (as the storage's own expiry does)."""
+    """The `limits` strategy (`couponsvc.ratelimit`) counting failures per address, and per
+    e-mail nobody has. An address's window's key carries the window's number by the
+    caller's clock, so a window ends when that clock passes it (as the storage's own
+    expiry does).
+
+    An e-mail nobody has is counted as an account is (`failed_logins`, `locked_until`):
+    its `max_failures`-th failure in a row locks it for `lock_seconds` from that failure,
+    and failures are not counted while it is locked. A clock window instead would end
+    its lock early, or let failures on both sides of a window's end through, and so tell
+    that nobody has the e-mail. Its failures are kept for `UNKNOWN_FAILURES_KEPT` seconds
+    (an account keeps them until it signs in or is locked)."""
+
+    UNKNOWN_FAILURES_KEPT = 86400
 
     def __init__(self, strategy: Any) -> None:
         self.strategy = strategy
@@ -327,6 +333,36 @@ class Limiter:
             return False
         return used >= item.amount
 
+    @staticmethod
+    def _unknown_keys(identity: str) -> tuple[str, str]:
+        return f"signin/unknown-failures/{identity}", f"signin/unknown-locked-until/{identity}"
+
+    def unknown_locked(self, identity: str, now: datetime) -> int | None:
+        """Seconds an e-mail nobody has is still locked for; None when it is not."""
+        try:
+            until = self.strategy.storage.get(self._unknown_keys(identity)[1])
+        except Exception:
+            return None
+        left = until - int(now.timestamp())
+        return left if until and left > 0 else None
+
+    def unknown_failed(self, identity: str, now: datetime, policy: SignInPolicy) -> bool:
+        """Count a failure of an e-mail nobody has; True when it locks the e-mail now."""
+        failures_key, lock_key = self._unknown_keys(identity)
+        storage = self.strategy.storage
+        try:
+            failures = storage.incr(failures_key, self.UNKNOWN_FAILURES_KEPT)
+            if failures < policy.max_failures:
+                return False
+            if failures == policy.max_failures:  # the one failure that locks (incr is atomic)
+                storage.clear(failures_key)
+                storage.clear(lock_key)  # a lock that ended by the caller's clock
+                storage.incr(lock_key, policy.lock_seconds,
+                             amount=int(now.timestamp()) + policy.lock_seconds)
+        except Exception:  # the limiter's storage unreachable: counted as not locking
+            return False
+        return True
+
 
 def _window_left(item: RateLimitItem, now: datetime) -> int:
     seconds = item.get_expiry()
@@ -353,16 +389,17 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
                           .with_for_update()) if email else None
     if address_wait is not None:
         return SignIn(reason="address_limited", retry_after=address_wait, known=user)
-    if user is None:
-        _equal_time(password)
-        wait = limiter.remaining(policy.email_item, "email", _email_identity(email), now)
+    if user is None:  # refused as an account would be: the same counts, waits and work
+        identity = _email_identity(email)
+        wait = limiter.unknown_locked(identity, now)
         if wait is not None:
             limiter.hit(policy.address_item, "addr", address, now)
             return SignIn(reason="locked", retry_after=wait)
-        locked = limiter.hit(policy.email_item, "email", _email_identity(email), now)
+        _equal_time(password)
         limiter.hit(policy.address_item, "addr", address, now)
-        return SignIn(reason="locked" if locked else "wrong", locked_now=locked,
-                      retry_after=_window_left(policy.email_item, now) if locked else None)
+        if limiter.unknown_failed(identity, now, policy):
+            return SignIn(reason="locked", locked_now=True, retry_after=policy.lock_seconds)
+        return SignIn(reason="wrong")
     if user.locked_until is not None and user.locked_until > now:
         limiter.hit(policy.address_item, "addr", address, now)
         return SignIn(reason="locked", known=user,

@@ -276,3 +276,48 @@ def test_wrong_passwords_sent_at_once_lock_the_account_as_one_by_one_would(app, 
         thread.join()
     assert sorted(statuses) == [401] * 4 + [429] * (crowd - 4)
     assert pages(app.test_client()).sign_in(operator.email, operator.password).status_code == 429
+
+
+def _reasons(app, email: str, moments, password: str = "wrong password"):
+    """Sign-in attempts for `email` at each moment: (reason, retry_after) of each."""
+    with app.test_request_context():
+        rules, counter = policy(), limiter()
+        seen = []
+        for moment in moments:
+            outcome = people.sign_in(db.session, email, password, address="192.0.2.20",
+                                     limiter=counter, policy=rules, now=moment)
+            db.session.commit()
+            seen.append((outcome.reason, outcome.retry_after))
+        return seen
+
+
+def _mid_window(seconds: int, offset: int):
+    """A moment `offset` seconds into a window of `seconds` by the epoch's clock."""
+    from datetime import UTC, datetime
+
+    now = int(utcnow().timestamp())
+    return datetime.fromtimestamp(now - now % seconds + offset, UTC)
+
+
+def test_an_unknown_email_is_told_the_same_wait_as_an_account(app, operator):
+    """Five failures in the middle of a clock window: an account is locked for the whole lock
+    time, and so is an e-mail nobody has (a wait cut short at the window's end would say
+    the e-mail has no account)."""
+    with app.test_request_context():
+        seconds = policy().lock_seconds
+    start = _mid_window(seconds, seconds // 2)
+    moments = [start] * 5 + [start + timedelta(seconds=60)]
+    known = _reasons(app, operator.email, moments)
+    unknown = _reasons(app, "nobody-here@example.cn", moments)
+    assert known == unknown
+    assert known[4] == ("locked", seconds) and known[5] == ("locked", seconds - 60)
+
+
+def test_failures_across_a_clock_window_lock_an_unknown_email_as_an_account(app, operator):
+    """Three failures at the end of a window and two at the start of the next lock an
+    account; they lock an e-mail nobody has too."""
+    with app.test_request_context():
+        seconds = policy().lock_seconds
+    start = _mid_window(seconds, seconds - 5)
+    moments = [start] * 3 + [start + timedelta(seconds=10)] * 2
+    assert _reasons(app, "nobody-there@example.cn", moments) == _reasons(app, operator.email, moments)
