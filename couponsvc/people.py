@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 import secrets
@@ -369,6 +370,20 @@ def _window_left(item: RateLimitItem, now: datetime) -> int:
     return max(1, seconds - int(now.timestamp()) % seconds)
 
 
+def address_identity(address: str) -> str:
+    """What an address's budget is counted under: an IPv6 address's /64 network (a client
+    holds all of it, so each of its addresses is no new client), else the address."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
+
+
 def _email_identity(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -382,6 +397,7 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
     if not storable(email):
         email = ""  # nobody's: refused like an unknown e-mail, without asking the database
     password = (password or "")[:MAX_PASSWORD_LENGTH]
+    address = address_identity(address)
     address_wait = limiter.remaining(policy.address_item, "addr", address, now)
     # Locked until the caller commits: attempts on one account are counted one after the
     # other, so a crowd of them sent at once cannot each read the same count of failures.

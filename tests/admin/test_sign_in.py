@@ -321,3 +321,16 @@ def test_failures_across_a_clock_window_lock_an_unknown_email_as_an_account(app,
     start = _mid_window(seconds, seconds - 5)
     moments = [start] * 3 + [start + timedelta(seconds=10)] * 2
     assert _reasons(app, "nobody-there@example.cn", moments) == _reasons(app, operator.email, moments)
+
+
+@pytest.mark.config(ADMIN_SIGNIN_LIMIT_PER_ADDRESS="3/15minutes", ADMIN_MAX_FAILURES=50)
+def test_an_ipv6_network_counts_as_one_address(app, operator):
+    """One IPv6 client holds a whole /64: moving to the next address of it is no way around
+    the address's budget."""
+    def attempt(address: str, password: str) -> int:
+        page = pages(app.test_client())
+        return page.sign_in(operator.email, password, environ_base={"REMOTE_ADDR": address}).status_code
+
+    assert [attempt(f"2001:db8:1:2::{n}", "wrong password") for n in (1, 2, 3)] == [401] * 3
+    assert attempt("2001:db8:1:2:ffff::9", operator.password) == 429
+    assert attempt("2001:db8:1:3::1", operator.password) == 302  # another network
