@@ -31,8 +31,8 @@ _PATTERN = re.compile(
         r"(?P<whsec>\bwhsec_[A-Za-z0-9+/=_-]+)",
         r"(?P<fernet>\bgAAAAA[A-Za-z0-9_=-]{20,})",
         r"(?P<userinfo>(?P<userinfo_head>://[^/\s:@]+:)[^@\s/]+@)",
-        rf"(?P<param>(?P<param_head>[?&;,{{\s\"']?(?:{_SECRET_NAMES})[\"']?\s*[:=]\s*[\"']?)"
-        r"(?!\[redacted\])[^\"'\s&,;}]+)",
+        rf"(?P<param>(?P<param_head>[?&;,{{\s\"']?(?:{_SECRET_NAMES})[\"']?\s*[:=]\s*(?P<quote>[\"'])?)"
+        r"(?!\[redacted\])(?(quote)[^\"'\n]+|[^\"'\s&,;}]+))",
     )),
     re.IGNORECASE,
 )
