@@ -5,6 +5,9 @@ disables the integration with its reason, and nothing is lost until it is enable
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from couponsvc.promotion.fonts import find_fonts
@@ -117,3 +120,23 @@ def test_an_expired_weibo_token_disables_the_integration_and_holds_its_posts(cli
     assert all(png_size(s["picture"]) == (1080, 1920) for s in weibo.statuses)
     assert weibo.problems == []
     assert {d["status"] for d in shop.deliveries(integration)} == {"succeeded"}
+
+
+@pytest.mark.parametrize(("locale", "lang"), [("zh", None), ("en", "en")])
+def test_the_poster_url_a_robot_shows_serves_the_current_poster(client, app, receiver, locale, lang):
+    receiver.default.body = b'{"errcode": 0, "errmsg": "ok"}'
+    shop = Merchant(client)
+    shop.integrate("dingtalk", {"webhook_url": receiver.url + "/robot/send?access_token=t", "locale": locale},
+                   ["campaign.published"])
+    campaign = client.campaign(shop.merchant["id"], title="客家擂茶体验课")
+    work_off(app)
+
+    text = receiver.requests[0].json()["markdown"]["text"]
+    picture = re.search(r"!\[[^\]]*\]\((?P<url>[^)]+)\)$", text)["url"]
+    parts = urlsplit(picture)
+    assert parts.path == f"/api/v1/campaigns/{campaign['id']}/poster.png"
+    query = parse_qs(parts.query)
+    assert query.get("lang", [None])[0] == lang and set(query) <= {"token", "lang", "v"}
+    served = client.get(f"{parts.path}?{parts.query}", key=None)  # the capability alone opens it
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.headers["ETag"].strip('"').startswith(query["v"][0])  # the version is the poster's
