@@ -87,7 +87,7 @@ def _instrument_libraries(app: Flask) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    PsycopgInstrumentor().instrument(skip_dep_check=True)
+    PsycopgInstrumentor().instrument()
     _trace_raw_cursors()
     RequestsInstrumentor().instrument()
     RedisInstrumentor().instrument()
@@ -97,8 +97,8 @@ def _instrument_libraries(app: Flask) -> None:
 
         from .extensions import db
 
-        with app.app_context():
-            SQLAlchemyInstrumentor().instrument(engine=db.engine)
+        with app.app_context():  # (declared for SQLAlchemy < 2.1; its events are the same in 2.1)
+            SQLAlchemyInstrumentor().instrument(engine=db.engine, skip_dep_check=True)
 
 
 def _trace_raw_cursors() -> None:

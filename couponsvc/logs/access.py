@@ -31,8 +31,6 @@ def init_app(app: Flask) -> None:
 def _begin() -> None:
     rid = request_id.accept(request.headers.get(request_id.HEADER))
     g.couponsvc_access = (time.perf_counter(), request_id.bind(rid))
-    if tracing.enabled():
-        tracing.annotate(request_id=rid)
 
 
 def _answered(response: Response) -> Response:
@@ -42,6 +40,8 @@ def _answered(response: Response) -> Response:
         started = g.couponsvc_access
     rid = request_id.current()
     response.headers[request_id.HEADER] = rid
+    if tracing.enabled():  # the request's span (Flask's instrumentation) is current now
+        tracing.annotate(request_id=rid)
     rule = request.url_rule
     log.info("%s %s %s", request.method, rule.rule if rule is not None else UNMATCHED,
              response.status_code,
