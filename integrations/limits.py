@@ -17,6 +17,7 @@ sent to collect a refusal (couponsvc/deliveries/channel_limits.py). An adapter w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 from marshmallow import fields, validate
 
 from .adapter import Adapter, Event, PermanentError, load_config
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ def rate_limits(adapter: Adapter, config: dict[str, Any]) -> tuple[RateLimit, ..
         return tuple(declare(load_config(adapter, config)))
     except PermanentError:
         return ()
+    except Exception:  # a plugin's bug must not stop its deliveries
+        log.exception("adapter %s: its rate_limits failed; none kept", adapter.name)
+        return ()
 
 
 def usage(adapter: Adapter, event: Event, config: dict[str, Any],
@@ -64,9 +70,12 @@ def usage(adapter: Adapter, event: Event, config: dict[str, Any],
         return {limit.unit: 1 for limit in limits}
     try:
         used = measure(event, load_config(adapter, config))
+        return {unit: int(amount) for unit, amount in used.items() if int(amount) > 0}
     except PermanentError:
         return {}
-    return {unit: int(amount) for unit, amount in used.items() if int(amount) > 0}
+    except Exception:  # a plugin's bug: count the delivery as one of everything
+        log.exception("adapter %s: its usage failed for %s", adapter.name, event.type)
+        return {limit.unit: 1 for limit in limits}
 
 
 def per_minute_field() -> fields.Integer:

@@ -20,7 +20,8 @@ and what one asks is kept for the rest of the round.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -36,6 +37,8 @@ from ..promotion.deal_link import deal_link
 from ..promotion.poster_token import poster_token
 
 DEFAULT_LANGUAGE = "zh"
+
+log = logging.getLogger(__name__)
 
 
 class PosterSource(Protocol):
@@ -105,7 +108,7 @@ class _Poster:
 
     def url(self, language: str) -> str | None:
         if language not in self._versions:
-            self._versions[language] = self.sharing.posters.version(self.session, self.campaign_id, language)
+            self._versions[language] = self._ask(self.sharing.posters.version, language)
         version = self._versions[language]
         if version is None:
             return None
@@ -114,8 +117,17 @@ class _Poster:
 
     def png(self, language: str) -> bytes | None:
         if language not in self._images:
-            self._images[language] = self.sharing.posters.png(self.session, self.campaign_id, language)
+            self._images[language] = self._ask(self.sharing.posters.png, language)
         return self._images[language]
+
+    def _ask(self, source: Callable[[Session, str, str], Any], language: str) -> Any:
+        """The poster source's answer; None, and the text goes alone, when it fails."""
+        try:
+            return source(self.session, self.campaign_id, language)
+        except Exception:
+            log.exception("the poster of %s could not be had for a delivery", self.campaign_id)
+            self.session.rollback()  # what it read, if it failed in the database
+            return None
 
 
 def _campaign_id(event: Event) -> str | None:

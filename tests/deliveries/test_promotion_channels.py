@@ -140,3 +140,21 @@ def test_the_poster_url_a_robot_shows_serves_the_current_poster(client, app, rec
     served = client.get(f"{parts.path}?{parts.query}", key=None)  # the capability alone opens it
     assert served.status_code == 200 and served.mimetype == "image/png"
     assert served.headers["ETag"].strip('"').startswith(query["v"][0])  # the version is the poster's
+
+
+def test_a_poster_that_cannot_be_had_leaves_the_text_to_go_alone(client, app, receiver, monkeypatch):
+    from couponsvc.deal_pages.delivery_posters import AppPosters
+
+    def broken(self, session, campaign_id, language):
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(AppPosters, "png", broken)
+    receiver.default.body = b'{"errcode": 0, "errmsg": "ok"}'
+    shop = Merchant(client)
+    integration = shop.integrate("wecom", {"webhook_url": receiver.url + "/cgi-bin/webhook/send?key=k"},
+                                 ["campaign.published"])
+    client.campaign(shop.merchant["id"], title="米粉节双人套餐")
+    work_off(app)
+    assert [r.json()["msgtype"] for r in receiver.requests] == ["markdown"]
+    [sent] = shop.deliveries(integration)
+    assert sent["status"] == "succeeded" and "no poster to send" in sent["last_response"]

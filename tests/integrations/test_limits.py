@@ -64,3 +64,25 @@ def test_a_rate_limit_is_well_formed():
     with pytest.raises(ValueError):
         RateLimit("", 1, 60)
     assert per_minute({}) == () and per_minute({"max_per_minute": None}) == ()
+
+
+class Buggy(LimitsOnly):
+    name = "buggy"
+
+    def usage(self, event, settings):
+        raise KeyError("oops")
+
+
+class BuggierStill(Plugin):
+    name = "buggier"
+
+    def rate_limits(self, settings):
+        raise RuntimeError("oops")
+
+
+def test_a_plugins_bug_does_not_stop_its_deliveries(caplog):
+    config = {"url": "https://erp.example.cn/hook"}
+    assert rate_limits(BuggierStill(), config) == ()
+    limits = rate_limits(Buggy(), config)
+    assert usage(Buggy(), make_event(), config, limits) == {"requests": 1, "posts": 1}
+    assert "its rate_limits failed" in caplog.text and "its usage failed" in caplog.text
