@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import os
 import subprocess
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -136,9 +138,23 @@ def ready(port: int) -> bool:
         return False
 
 
-def test_off_without_an_endpoint(client):
+def test_off_without_an_endpoint(client, tmp_path):
     assert not tracing.configured() and not tracing.enabled()
     assert tracing.carrier() == {} and tracing.current_ids() is None
+    # a process that serves requests without the variable imports no instrumentation, no
+    # exporter, no tracer (redis-py imports OpenTelemetry's metrics API on its own when it
+    # is installed: that is not tracing)
+    script = ("import sys\nfrom couponsvc import create_app\n"
+              "app = create_app({'TESTING': True})\n"
+              "assert app.test_client().get('/healthz').status_code == 200\n"
+              "print(sorted(name for name in sys.modules if name.startswith(("
+              "'opentelemetry.instrumentation', 'opentelemetry.exporter', 'opentelemetry.sdk.trace',"
+              "'opentelemetry.propagate'))))\n")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                          env={**env, "COUPONSVC_INSTANCE_PATH": str(tmp_path)}, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_a_redeem_is_traced_from_the_request_to_the_delivery(client, app, instance_path, tmp_path):
