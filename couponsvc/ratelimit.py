@@ -35,6 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .domain_error import DomainError, say_n
+from .metrics.catalog import LOOKUPS_RATE_LIMITED
+from .metrics.switch import counting
 from .redis_client import redis_client
 
 FAILED_LOOKUPS = frozenset({"coupon_not_found", "invalid_code", "invalid_qr"})
@@ -139,6 +141,8 @@ def _count_failure(key_id: str | None) -> None:
 
 
 def _refuse(strategy, item, kind: str, identity: str) -> None:
+    if counting():  # couponsvc_lookups_rate_limited_total{kind}: key | address
+        LOOKUPS_RATE_LIMITED.labels("address" if kind == "addr" else kind).inc()
     stats = strategy.get_window_stats(item, "lookup", kind, identity)
     retry_after = max(1, math.ceil(stats.reset_time - time.time()))
     detail = (say_n("too many failed look-ups with this key; retry in %(num)d second",
