@@ -137,3 +137,16 @@ def test_counting_off_counts_nothing(client):
 def test_in_process_jobs_are_counted_as_a_queue_of_their_own(client, app):
     figures = scrape(client)
     assert ("couponsvc_queue_jobs", frozenset({("queue", "in-process"), ("state", "queued")})) in figures
+
+
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="2/hour")  # an hour: a window boundary mid-test is unlikely
+def test_look_ups_refused_by_the_budget_are_counted_by_the_budget_spent(client):
+    shop = Shop(client)
+    before = scrape(client)
+    for _ in range(2):
+        assert shop.redeem(codes.generate()).status_code == 404
+    assert shop.redeem(codes.generate()).status_code == 429
+    after = scrape(client)
+    assert moved(before, after, "couponsvc_lookups_rate_limited_total", kind="key") == 1
+    assert moved(before, after, "couponsvc_lookups_rate_limited_total", kind="address") == 0
+    assert moved(before, after, "couponsvc_redemptions_total", outcome="coupon_not_found") == 2
