@@ -60,6 +60,11 @@ class ChannelLimiter:
         if not wanted:
             return None
         try:
+            if len(wanted) == 1:  # one window: its atomic acquire is the test (one round trip)
+                item, cost, limit = wanted[0]
+                if self._windows.hit(item, NAMESPACE, integration_id, limit.unit, cost=cost):
+                    return None
+                return self._wait(item, integration_id, limit.unit)
             waits = [self._wait(item, integration_id, limit.unit) for item, cost, limit in wanted
                      if not self._windows.test(item, NAMESPACE, integration_id, limit.unit, cost=cost)]
             if waits:
