@@ -109,7 +109,8 @@ def form_input(form: MultiDict, zone: ZoneInfo, *, creating: bool) -> tuple[dict
             if not creating and name in OPTIONAL:
                 data[name] = None
             continue
-        data[name] = int(raw) if raw.isdigit() and raw.isascii() else raw  # the schema refuses text
+        # the schema refuses text, and digits past what int() reads (4300) or any limit allows
+        data[name] = int(raw) if raw.isdigit() and raw.isascii() and len(raw) <= 18 else raw
     for name in TIMES:
         raw = _normalised(form.get(name))
         if not raw:

@@ -44,7 +44,8 @@ def _merchant_input(form: dict[str, str]) -> dict:
     """The merchant form as the API's body: an empty reversal window is the default (null)."""
     body: dict = {"name": form["name"], "city": form["city"], "timezone": form["timezone"] or "Asia/Shanghai"}
     window = form["reversal_window"].strip()
-    body["reversal_window"] = None if not window else int(window) if window.isdigit() else window
+    whole = window.isdigit() and len(window) <= 18  # more digits: int() refuses them, as the schema does
+    body["reversal_window"] = None if not window else int(window) if whole else window
     body["deal_url_template"] = form["deal_url_template"]  # empty: none, the platform's links
     return body
 

@@ -472,6 +472,7 @@ def test_odd_form_values_are_told_next_to_their_fields(app, shops, manager_of, s
     for field, value in (("sales_start", "0001-01-01T00:00"),
                          ("sales_end", "2026-13-45T99:99"), ("price", "1e5"), ("price", "-3"),
                          ("min_group_size", "٣"), ("title", "a\x00b"), ("max_coupons", "99999999999999999999"),
+                         ("max_coupons", "9" * 5000), ("uses_per_coupon", "1" * 4301),
                          ("store_ids", "sto_\x00")):
         answer = page.post("/admin/campaigns/new", form_of(**{field: value}))
         assert answer.status_code == 422, (field, value, answer.status_code)

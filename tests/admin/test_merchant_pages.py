@@ -60,6 +60,9 @@ def test_an_operator_lists_and_creates_merchants_with_inline_errors(app, shop, o
     html = text(refused)
     assert field_error(html, "name") and field_error(html, "reversal_window")
     assert 'value="赣州"' in html  # what was typed stays
+    digits = op.post("/admin/merchants", {"name": "老街面馆", "city": "赣州", "timezone": "Asia/Shanghai",
+                                          "reversal_window": "9" * 5000})  # more digits than int() reads
+    assert digits.status_code == 422 and field_error(text(digits), "reversal_window")
     bad_zone = text(op.post("/admin/merchants", {"name": "老街面馆", "city": "赣州", "timezone": "Mars/Olympus",
                                                  "reversal_window": ""}))
     assert field_error(bad_zone, "timezone") == "Unknown IANA time zone."
