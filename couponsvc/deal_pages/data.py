@@ -92,7 +92,7 @@ def _size(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100_000:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= 100_000:
         raise DomainError("validation_error", say("%(name)s must be a positive integer", name=name),
                           errors={name: ["Must be a positive integer."]})
     return int(raw)

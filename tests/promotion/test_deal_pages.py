@@ -144,6 +144,8 @@ def test_oembed_refusals(client, shop):
                                                            "maxwidth": "wide"}), 422, "validation_error")
     problem(client.get("/oembed", key=None, query_string={"url": f"{PUBLIC}/d/{campaign_id}",
                                                            "maxwidth": "²"}), 422, "validation_error")
+    problem(client.get("/oembed", key=None, query_string={"url": f"{PUBLIC}/d/{campaign_id}",
+                                                           "maxheight": "9" * 5000}), 422, "validation_error")
     xml = client.get("/oembed", key=None, query_string={"url": f"{PUBLIC}/d/{campaign_id}",
                                                          "format": "xml"})
     assert xml.status_code == 501
