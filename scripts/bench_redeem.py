@@ -3,6 +3,7 @@ the thinnest Flask redeem measured in the same run. A benchmark, not a test: it 
 
     .venv/bin/python scripts/bench_redeem.py                  # 20 s runs, 1,000,000 bulk codes
     .venv/bin/python scripts/bench_redeem.py --duration 10 --skip-bulk --idempotency
+    .venv/bin/python scripts/bench_redeem.py --duration 15 --skip-bulk --metrics both
 
 What it measures, how, and the figures of record: docs/benchmarks.md.
 """
@@ -54,6 +55,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 WRK_THREADS, WRK_CONNECTIONS = 2, 16
 PGBENCH_ROWS = 100_000
+GUNICORN_CONFIG = "python:couponsvc.gunicorn_conf"  # ours runs as in production
 
 
 def ensure_wrk() -> str:
@@ -258,6 +260,36 @@ def run_bulk(client: Client, fixture: Fixture, count: int, db_url: str, tag: str
     return f"{in_db / seconds:,.0f} ({seconds:.1f} s)", f"{in_db:,} codes, {job['status']}"
 
 
+def metrics_variants(args: argparse.Namespace) -> list[str]:
+    """The COUPONSVC_METRICS of each run of ours: `both` alternates off and on."""
+    if args.metrics != "both":
+        return [args.metrics]
+    return ["off", "on"] * args.metrics_rounds
+
+
+def compare_metrics(results: dict[str, list[WrkResult]], thin: WrkResult) -> list[tuple[str, str, str]]:
+    """Rows for the summary: each variant's rate, ratio and app CPU per redeem (mean of its
+    runs), and, with both, what counting costs (on against off)."""
+    rows, means = [], {}
+    for variant, runs in results.items():
+        rate = sum(run.rate for run in runs) / len(runs)
+        cpu = sum(run.meter.used["app"] / max(1, run.ok) for run in runs) / len(runs) * 1000
+        means[variant] = (rate, cpu)
+        ratio = rate / thin.rate if thin.rate else float("nan")
+        rows.append((f"metrics {variant}: redeems/s, ratio to ceiling, app CPU per redeem"
+                     f" ({len(runs)} run{'s' if len(runs) > 1 else ''})",
+                     f"{rate:,.0f}, {ratio:.3f}, {cpu:.3f} ms",
+                     ", ".join(f"{run.rate:,.0f}" for run in runs)))
+    if {"on", "off"} <= means.keys():
+        (on_rate, on_cpu), (off_rate, off_cpu) = means["on"], means["off"]
+        rows.append(("metrics on vs off: redeems/s, app CPU per redeem",
+                     f"{(on_rate / off_rate - 1) * 100:+.1f} %, {(on_cpu / off_cpu - 1) * 100:+.1f} %",
+                     "within 5 %"))
+        log(f"  metrics on vs off: redeems/s {(on_rate / off_rate - 1) * 100:+.1f} %, app CPU per "
+            f"redeem {(on_cpu / off_cpu - 1) * 100:+.1f} %")
+    return rows
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,6 +306,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--orders-sequential", type=int, default=20,
                         help="orders placed one at a time before the concurrent ones")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--metrics", choices=("on", "off", "both"), default="on",
+                        help="COUPONSVC_METRICS of ours; both: alternate off and on runs "
+                             "(--metrics-rounds each) and print what counting costs")
+    parser.add_argument("--metrics-rounds", type=int, default=2,
+                        help="runs of each variant with --metrics both")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy flame graph of ours in the measured run (figures drop by its cost)")
     add_common_args(parser, workers=3)
@@ -291,14 +328,16 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     platform_key = setup_database(r.env)
     log("  database upgraded, platform key created")
     procs.start([*couponsvc_cli(), "worker"], env=r.env, log_path=r.out / "worker.log")
-    ours = start_gunicorn(procs, args, r.env, r.out, "ours-redeem")
+    variants = metrics_variants(args)
+    ours = start_gunicorn(procs, args, {**r.env, "COUPONSVC_METRICS": variants[0]}, r.out,
+                          f"ours-redeem-metrics-{variants[0]}", config=GUNICORN_CONFIG)
     client = Client(ours.port, platform_key)
     fixture = make_fixture(client, r.tag, max_coupons=10_000_000)
     log(f"  merchant {fixture.merchant_id}, store {fixture.store_id}, "
         f"campaign {fixture.campaign_id} (published)")
 
     log(f"\n== orders (quantity={ORDER_QUANTITY}, through POST /campaigns/{{id}}/orders)")
-    needed = (args.duration + args.warmup) * args.codes_per_second + 1
+    needed = (args.duration + args.warmup) * args.codes_per_second * len(variants) + 1
     total = max(math.ceil(needed / ORDER_QUANTITY), args.orders_sequential + 1)
     codes: list[str] = []
     sequential = place_orders(client, fixture, r.tag, 0, args.orders_sequential, 1, codes)
@@ -313,21 +352,33 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         expect=(201,))
     log(f"  one redemption by hand: 201, coupon status {(body.get('coupon') or {}).get('status')!r}")
     warm_n = args.warmup * args.codes_per_second
-    warm, measured = codes[1:1 + warm_n], codes[1 + warm_n:]
+    per_run = len(codes[1:]) // len(variants)
     ours_args = ["ours", fixture.scanner_key, fixture.store_id, "1" if args.idempotency else "0"]
-    if args.warmup:
-        run_wrk(wrk, ours, warm, args.warmup, r.out, "ours-warmup", r.db_url, ours_args)
-    target = r.out / "profile-ours.svg"
-    profiler = (start_py_spy(procs, r.out, ours.proc.pid, target, args.duration + 1)
-                if args.profile else None)
-    ours_result = run_wrk(wrk, ours, measured, args.duration, r.out, "ours", r.db_url, ours_args)
-    if args.profile:
-        log(f"  profile: {target if stop_py_spy(procs, profiler, target, 30) else 'none'}")
-    with psycopg.connect(r.db_url, autocommit=True) as conn:
-        in_db = conn.execute("SELECT count(*) FROM coupons WHERE code = ANY(%s) AND uses_left = 0",
-                             (measured,)).fetchone()[0]
-    log(f"  coupons of the run used up in the database: {in_db:,} (2xx answers: {ours_result.ok:,})")
-    procs.stop(ours.proc)
+    results: dict[str, list[WrkResult]] = {variant: [] for variant in variants}
+    measured: list[str] = []
+    for n, variant in enumerate(variants):
+        if n:  # the first server (made the fixture) is the first variant's
+            ours = start_gunicorn(procs, args, {**r.env, "COUPONSVC_METRICS": variant}, r.out,
+                                  f"ours-redeem-metrics-{variant}-{n}", config=GUNICORN_CONFIG)
+        share = codes[1 + n * per_run:1 + (n + 1) * per_run]
+        warm, measured = share[:warm_n], share[warm_n:]
+        label = f"ours-metrics-{variant}" + (f"-{n}" if len(variants) > 1 else "")
+        log(f"  COUPONSVC_METRICS={variant} (gunicorn -c {GUNICORN_CONFIG})")
+        if args.warmup:
+            run_wrk(wrk, ours, warm, args.warmup, r.out, f"{label}-warmup", r.db_url, ours_args)
+        target = r.out / "profile-ours.svg"
+        profiler = (start_py_spy(procs, r.out, ours.proc.pid, target, args.duration + 1)
+                    if args.profile and not n else None)
+        result = run_wrk(wrk, ours, measured, args.duration, r.out, label, r.db_url, ours_args)
+        results[variant].append(result)
+        if profiler is not None:
+            log(f"  profile: {target if stop_py_spy(procs, profiler, target, 30) else 'none'}")
+        with psycopg.connect(r.db_url, autocommit=True) as conn:
+            in_db = conn.execute("SELECT count(*) FROM coupons WHERE code = ANY(%s) AND uses_left = 0",
+                                 (measured,)).fetchone()[0]
+        log(f"  coupons of the run used up in the database: {in_db:,} (2xx answers: {result.ok:,})")
+        procs.stop(ours.proc)
+    ours_result = results["on"][-1] if results.get("on") else results[variants[0]][-1]
 
     log("\n== redemptions: ceiling, scripts/bench/thin_redeem.py POST /redeem/<code>")
     thin_codes = clone_coupons(r.db_url, measured[-1],
@@ -344,6 +395,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     procs.stop(thin.proc)
     ratio = ours_result.rate / thin_result.rate if thin_result.rate else float("nan")
     log(f"  ratio ours/ceiling: {ratio:.2f}")
+    metrics_rows = compare_metrics(results, thin_result)
 
     log(f"\n== raw PostgreSQL: pgbench -c {WRK_CONNECTIONS} -j {WRK_THREADS} "
         f"-T {args.pgbench_seconds}, scripts/bench/pg_update.sql")
@@ -376,6 +428,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         ("orders: coupons/s, 1 client", f"{sequential:,.0f}", ""),
         (f"orders: coupons/s, {args.order_threads} clients", f"{concurrent:,.0f}", ""),
     ]
+    rows += metrics_rows
     if bulk:
         rows.append((f"bulk: codes/s ({bulk[1]})", bulk[0], "1,000,000 in < 30 s"))
     table(f"{os.cpu_count()} CPUs; gunicorn -k gthread -w {args.workers} "

@@ -337,11 +337,14 @@ class Server:
 
 def start_gunicorn(procs: Processes, args: argparse.Namespace, env: dict[str, str], out: Path,
                    tag: str, app: str = "couponsvc:create_app()",
-                   probe: tuple[str, str, set[int]] = ("GET", "/healthz", {200})) -> Server:
-    """gunicorn -k gthread on `app` (a module of scripts/bench/ or couponsvc), answering `probe`."""
+                   probe: tuple[str, str, set[int]] = ("GET", "/healthz", {200}),
+                   config: str | None = None) -> Server:
+    """gunicorn -k gthread on `app` (a module of scripts/bench/ or couponsvc), answering `probe`;
+    `config`: a gunicorn config (`python:couponsvc.gunicorn_conf`, as in production)."""
     port, log_path = free_port(), out / f"gunicorn-{tag}.log"
     gunicorn = tool("gunicorn") or "gunicorn"
-    argv = [gunicorn, "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers",
+    argv = [gunicorn, *(["-c", config] if config else []), "--bind", f"127.0.0.1:{port}",
+            "--worker-class", "gthread", "--workers",
             str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
             "--graceful-timeout", "5"]
     if not app.startswith("couponsvc:"):
