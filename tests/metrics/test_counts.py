@@ -18,6 +18,7 @@ from couponsvc.models import Delivery
 from couponsvc.timeutil import utcnow
 from tests.factories import Shop
 from tests.integrations.receiver import Receiver
+from tests.racing import wait_until
 
 from .scrape import scrape, value
 
@@ -103,6 +104,9 @@ def test_deliveries_and_jobs_are_counted_and_the_lag_seen(client, app, receiver)
     with app.app_context():
         sweep()  # numbers the events, wakes the integration: its drain is queued
     work_off(app)
+    # On PostgreSQL an event is numbered once every older transaction of the cluster has
+    # ended (another process's may still run): number again until none is left, boundedly
+    wait_until(lambda: _numbered(app), "the events to be numbered", 20)
     done = scrape(client)
     assert moved(late, done, "couponsvc_deliveries_total", adapter="webhook", status="succeeded") == 1
     assert moved(late, done, "couponsvc_jobs_total", task="relay-sweep", outcome="succeeded") == 1
@@ -111,6 +115,15 @@ def test_deliveries_and_jobs_are_counted_and_the_lag_seen(client, app, receiver)
     assert value(done, "couponsvc_scrape_source_up", source="database") == 1
     assert value(done, "couponsvc_scrape_source_up", source="queue") == 1
     assert len(receiver.requests) == 2
+
+
+def _numbered(app) -> bool:
+    from couponsvc.outbox.positions import assign_positions, unpositioned_count
+
+    with app.app_context():
+        assign_positions(db.session)
+        db.session.commit()
+        return unpositioned_count(db.session) == 0
 
 
 def test_a_failing_job_is_counted_failed(client, app):
