@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from .domain_error import DomainError, say
 from .models import AuditEntry
-from .people import clean, storable
 from .principal import Principal
+from .stored_text import clean, storable
 from .timeutil import to_utc, utcnow
 
 

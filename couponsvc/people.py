@@ -46,6 +46,7 @@ from werkzeug.security import check_password_hash
 from .domain_error import DomainError, say
 from .models import AdminSession, AdminUser, Merchant
 from .principal import MANAGER, PLATFORM, Principal, visible
+from .stored_text import clean, storable
 from .timeutil import utcnow
 
 OPERATOR = "operator"
@@ -105,23 +106,6 @@ def generate_password() -> str:
 
 def normalise_email(email: str | None) -> str:
     return (email or "").strip().lower()
-
-
-def storable(text: str) -> bool:
-    """Text a database can keep: no NUL, no lone surrogate (PostgreSQL refuses both)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def clean(text: str | None) -> str:
-    """`text` with what no database can keep replaced (for addresses, agents, the audit)."""
-    text = (text or "").replace("\x00", "\ufffd")
-    return text if storable(text) else text.encode("utf-8", "replace").decode("utf-8")
 
 
 # People ---------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from .. import campaigns as lifecycle
 from .. import codes
 from ..api.pagination import cursor_page
 from ..api.schemas.campaigns import CampaignIn, CampaignListArgs, CampaignPatch, CancelIn
-from ..api.schemas.common import storable
 from ..api.schemas.coupons import CsvArgs
 from ..campaigns.coupon_list import coupons_page, has_bulk
 from ..campaigns.export import coupons_csv
@@ -45,6 +44,7 @@ from ..models import Campaign, Merchant, Order, Store
 from ..orders import orders_query
 from ..qr import render
 from ..qr_keys import keyring, shown_payload
+from ..stored_text import storable
 from ..timeutil import utcnow
 from . import admin
 from .bar_chart import bar_chart

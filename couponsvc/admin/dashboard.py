@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import g, render_template, request
 
-from ..api.schemas.common import storable
 from ..campaigns import dashboard as figures_of
 from ..campaigns.listing import merchants_named
 from ..extensions import db
 from ..merchants import get_merchant
+from ..stored_text import storable
 from . import admin
 from .bar_chart import bar_chart
 from .figures import figures

@@ -20,7 +20,6 @@ from .. import integration_admin as manage
 from .. import merchants
 from ..adapters import adapter_named, descriptions
 from ..api.pagination import cursor_page
-from ..api.schemas.common import storable
 from ..api.schemas.integrations import DeliveryListArgs, IntegrationIn, IntegrationPatch
 from ..data_keys import DataKeyError
 from ..domain_error import DomainError
@@ -29,6 +28,7 @@ from ..integration_credentials import full_config
 from ..integration_overview import attempts_of, attention_counts, events_of, integrations_query
 from ..models import Delivery, Integration, Merchant
 from ..qr_keys import data_keys
+from ..stored_text import storable
 from . import adapter_text, admin, schema_form
 from .form_errors import form_errors, translated
 from .guard import audit, signed_in

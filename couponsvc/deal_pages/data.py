@@ -14,12 +14,12 @@ from urllib.parse import unquote, urlsplit
 from flask import Response, jsonify, request
 from flask_babel import gettext as _
 
-from ..api.schemas.common import storable
 from ..domain_error import DomainError, say
 from ..extensions import db
 from ..promotion import poster
 from ..promotion.deal import public_deal
 from ..public_url import base_url
+from ..stored_text import storable
 from . import deal_data
 from .links import current_poster_url, embed_url, link_settings
 from .words import deal_words

@@ -8,17 +8,7 @@ from datetime import UTC
 from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from ...domain_error import N_
-
-
-def storable(text: str) -> bool:
-    """Text a database can keep: no NUL character, no lone UTF-16 surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+from ...stored_text import storable
 
 
 class InputSchema(Schema):
