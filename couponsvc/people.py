@@ -167,7 +167,8 @@ def create_person(session: Session, principal: Principal, *, email: str, passwor
 
 def set_operator_password(session: Session, email: str, password: str) -> tuple[AdminUser, bool]:
     """Create the operator with this e-mail, or set their password (the command line's
-    `create-admin`). Returns the person and whether they were created."""
+    `create-admin`), which ends every session opened with the old one (a stolen password
+    is replaced this way). Returns the person and whether they were created."""
     email = normalise_email(email)
     errors = {}
     if not _EMAIL.fullmatch(email) or not storable(email):
@@ -185,6 +186,7 @@ def set_operator_password(session: Session, email: str, password: str) -> tuple[
                                           email=email))
     user.password_hash = hash_password(password)
     user.failed_logins, user.locked_until, user.disabled_at = 0, None, None
+    end_sessions(session, user.id)
     return user, False
 
 

@@ -88,3 +88,15 @@ def test_a_bad_cookie_is_not_signed_in(app, cookie):
     http = app.test_client()
     http.set_cookie("couponsvc_admin", cookie)
     assert http.get("/admin/sessions").status_code == 302
+
+
+def test_a_password_set_from_the_command_line_signs_the_operator_out_everywhere(app, operator, signed_in,
+                                                                                monkeypatch):
+    """`create-admin` on an existing operator is how a stolen password is replaced: the
+    sessions opened with the old one end with it."""
+    stolen = signed_in(app.test_client(), operator)
+    assert stolen.get("/admin/sessions").status_code == 200
+    monkeypatch.setenv("COUPONSVC_ADMIN_PASSWORD", "a brand new password")
+    done = app.test_cli_runner().invoke(args=["create-admin", "--email", operator.email])
+    assert done.exit_code == 0, done.output
+    assert stolen.get("/admin/sessions").status_code == 302
