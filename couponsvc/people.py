@@ -406,7 +406,10 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
         limiter.hit(policy.address_item, "addr", address, now)
         return SignIn(reason="locked", known=user,
                       retry_after=math.ceil((user.locked_until - now).total_seconds()))
-    if not check_password(user, password):
+    right = check_password(user, password)
+    if not right or user.disabled_at is not None:
+        # a disabled person's right password is counted as a wrong one: were it not, it
+        # would be told apart by the lock it does not bring
         limiter.hit(policy.address_item, "addr", address, now)
         failures = (user.failed_logins or 0) + 1
         if failures >= policy.max_failures:
@@ -414,9 +417,7 @@ def sign_in(session: Session, email: str, password: str, *, address: str, limite
             return SignIn(reason="locked", known=user, locked_now=True,
                           retry_after=policy.lock_seconds)
         user.failed_logins = failures
-        return SignIn(reason="wrong", known=user)
-    if user.disabled_at is not None:
-        return SignIn(reason="disabled", known=user)
+        return SignIn(reason="disabled" if right else "wrong", known=user)
     user.failed_logins, user.locked_until = 0, None
     return SignIn(user=user, known=user)
 

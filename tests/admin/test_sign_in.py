@@ -334,3 +334,15 @@ def test_an_ipv6_network_counts_as_one_address(app, operator):
     assert [attempt(f"2001:db8:1:2::{n}", "wrong password") for n in (1, 2, 3)] == [401] * 3
     assert attempt("2001:db8:1:2:ffff::9", operator.password) == 429
     assert attempt("2001:db8:1:3::1", operator.password) == 302  # another network
+
+
+def test_the_right_password_of_a_disabled_person_counts_as_a_wrong_one(app, operator):
+    """Else it would be found out: four wrong passwords and then the right one would not lock
+    the account where a fifth wrong one does."""
+    with app.app_context():
+        db.session.execute(update(AdminUser).values(disabled_at=utcnow()))
+        db.session.commit()
+    page = pages(app.test_client())
+    assert [page.sign_in(operator.email, "wrong password").status_code for _ in range(4)] == [401] * 4
+    assert page.sign_in(operator.email, operator.password).status_code == 429
+    assert audit_actions(app)[-2:] == [("auth.sign_in_failed", "locked"), ("auth.account_locked", "")]
