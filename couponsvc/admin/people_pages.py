@@ -50,7 +50,7 @@ def new_user():
     form["password"] = request.form.get("password") or ""
     generated = not form["password"]
     password = people.generate_password() if generated else form["password"]
-    role = form["role"] if operator else people.MANAGER
+    role = form["role"] or people.MANAGER  # a manager's form has no role: another is refused
     try:
         user = people.create_person(
             db.session, g.principal, email=form["email"], name=form["name"], password=password,
