@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from .. import request_id, tracing
@@ -21,10 +21,23 @@ from .redaction import redact
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+_last_second: tuple[int, str] = (-1, "")  # formatted once a second (lines come many a second)
+
+
+def timestamp(created: float) -> str:
+    """`2026-11-30T01:10:08.984+00:00`: UTC, milliseconds."""
+    global _last_second
+    second = int(created)
+    cached = _last_second  # one tuple, swapped whole: threads never see half of one
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
+
+
 def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
     """The line's fields, in order, masked."""
     entry: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "ts": timestamp(record.created),
         "level": record.levelname,
         "logger": record.name,
         "msg": redact(record.getMessage()),
