@@ -115,17 +115,22 @@ def _mget(client: Redis, keys: list[str]) -> list[bytes | None]:
     pool, retries and reply callbacks, which cost more than a third of a redeem's Redis
     budget read (the pool checks each connection it hands out with a poll). A
     connection that fails is dropped: sent once more, connected anew, on a connection
-    error (Redis restarted), as the client would; never reused after anything else."""
+    error (Redis restarted), as the client would; never reused after anything else.
+    `connect()` comes first (nothing to do once connected): a Sentinel connection asks the
+    Sentinels for the primary there, while `send_command` alone would connect to its
+    default address (localhost:6379)."""
     local = current_app.extensions["couponsvc.lookup_connections"]
     connection = getattr(local, "connection", None)
     if connection is None:
         connection = local.connection = client.connection_pool.make_connection()
     try:
         try:
+            connection.connect()
             connection.send_command("MGET", *keys)
             return connection.read_response()
         except (RedisConnectionError, RedisTimeoutError):
             connection.disconnect()
+            connection.connect()
             connection.send_command("MGET", *keys)
             return connection.read_response()
     except BaseException:
