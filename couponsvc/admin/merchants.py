@@ -113,19 +113,11 @@ def _merchant_page(merchant: Merchant, *, status: int = 200, new_key=None, **for
         effective_window=merchants.reversal_window(
             merchant, default=current_app.config["DEFAULT_REVERSAL_WINDOW"],
             ceiling=current_app.config["MAX_REVERSAL_WINDOW"]),
-        people_url=_people_url(merchant), **(defaults | forms)), status
+        people_url=url_for("admin.users", merchant=merchant.id), **(defaults | forms)), status
 
 
 def role_names() -> dict[str, str]:
     return {PLATFORM: _("platform"), MANAGER: _("manager"), SCANNER: _("scanner")}
-
-
-def _people_url(merchant: Merchant) -> str | None:
-    """The merchant's users, where the people pages are installed."""
-    for endpoint in ("admin.people", "admin.people_list", "admin.users"):
-        if endpoint in current_app.view_functions:
-            return url_for(endpoint, merchant_id=merchant.id)
-    return None
 
 
 @admin.post("/merchants/<merchant_id>")

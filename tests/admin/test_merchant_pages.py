@@ -186,3 +186,12 @@ def test_a_key_form_refuses_what_the_api_refuses(client, shop, manager):
                                                                       "key.store_id": foreign_store})
     assert other.status_code == 422
     assert field_error(text(other), "key.store_id") == "No such store for this merchant."
+
+
+def test_the_merchant_pages_users_link_lists_that_merchants_people(client, shop, op, manager_of):
+    other = Shop(client)
+    theirs, not_theirs = manager_of(shop.merchant), manager_of(other.merchant)
+    html = op.get(f"/admin/merchants/{shop.merchant['id']}").get_data(as_text=True)
+    link = re.search(r'<a class="button secondary" href="([^"]+)">Users</a>', html).group(1)
+    people = text(op.get(link.replace("&amp;", "&")))
+    assert theirs.email in people and not_theirs.email not in people
