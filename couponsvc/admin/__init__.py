@@ -9,28 +9,20 @@ template helpers.
 
 from __future__ import annotations
 
-import importlib
-
 from flask import Blueprint, Flask
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
-PAGE_MODULES = ("auth", "people_pages", "audit_pages", "dashboard", "campaigns", "coupons",
-                "integrations", "merchants")
-"""The page modules, imported so that their routes register; one still being written is
-skipped (the nav links only the pages that exist)."""
-
-
-def _import_pages() -> None:
-    for name in PAGE_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{name}":
-                raise
-
-
-_import_pages()
+from . import (  # noqa: E402,F401  (their routes register on `admin`)
+    audit_pages,
+    auth,
+    campaigns,
+    coupons,
+    dashboard,
+    integrations,
+    merchants,
+    people_pages,
+)
 
 
 def init_app(app: Flask) -> None:
@@ -47,7 +39,3 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(admin)
     app.register_blueprint(landing.landing)
-    if not any(rule.rule == "/admin/" for rule in app.url_map.iter_rules()):
-        from .auth import home
-
-        app.add_url_rule("/admin/", "admin.home", home)

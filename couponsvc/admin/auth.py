@@ -12,7 +12,6 @@ import math
 
 from flask import (
     Response,
-    current_app,
     flash,
     g,
     redirect,
@@ -42,14 +41,8 @@ from .guard import (
 
 
 def home_url() -> str:
-    """Where a signed-in person lands: the dashboard once it exists, else their sessions."""
-    endpoint = "admin.dashboard" if "admin.dashboard" in current_app.view_functions else "admin.sessions"
-    return url_for(endpoint)
-
-
-def home():
-    """`/admin/` when no page of its own is there: the sign-in, or the person's home."""
-    return redirect(home_url() if current_person() else url_for("admin.sign_in"))
+    """Where a signed-in person lands: the dashboard."""
+    return url_for("admin.dashboard")
 
 
 @admin.route("/sign-in", methods=["GET", "POST"])
