@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 
 from .. import i18n
 from ..domain_error import DomainError
@@ -51,8 +51,7 @@ def _http_error(error: HTTPException):
     status = error.code or 500
     if status >= 500:
         raise error
-    message = None if isinstance(error, NotFound) else None
-    return error_page(status, message)
+    return error_page(status)
 
 
 @admin.errorhandler(DomainError)
