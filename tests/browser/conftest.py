@@ -203,6 +203,29 @@ def page(new_context, locale, viewport):
     return new_context(locale=locale, viewport=viewport).new_page()
 
 
+# --- pages ---------------------------------------------------------------------------
+
+def assert_fits(page) -> None:
+    """Nothing runs off the side of the screen."""
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url}: the page is {overflow} px wider than the screen"
+
+
+def submit_sign_in(page, words: dict, email: str, password: str) -> None:
+    """Fill in and send the admin's sign-in form, found by its labels in the page's language
+    (`words`: `email`, `password`, `sign_in`), whatever it answers."""
+    page.goto("/admin/sign-in")
+    page.get_by_label(words["email"], exact=True).fill(email)
+    page.get_by_label(words["password"], exact=True).fill(password)
+    page.get_by_role("button", name=words["sign_in"], exact=True).click()
+
+
+def sign_in(page, words: dict, person) -> None:
+    """Sign `person` in (their `email` and `password`) and wait for the admin's navigation."""
+    submit_sign_in(page, words, person.email, person.password)
+    page.get_by_role("navigation").wait_for()
+
+
 # --- screenshots ----------------------------------------------------------------------
 
 def screenshot(page, name: str, *, full_page: bool = True) -> Path:
