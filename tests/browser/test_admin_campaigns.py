@@ -16,7 +16,7 @@ from couponsvc import people
 from couponsvc.jobs import runner
 from tests.admin.conftest import make_person
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot, sign_in
 
 WORDS = {
     "zh-CN": {"email": "邮箱", "password": "密码", "sign_in": "登录", "campaigns": "团购活动",
@@ -35,19 +35,6 @@ WORDS = {
               "print": "Print QR coupons"},
 }
 SIZES = (("1280", DESKTOP), ("390", PHONE))
-
-
-def sign_in(page, words, person):
-    page.goto("/admin/sign-in")
-    page.get_by_label(words["email"], exact=True).fill(person.email)
-    page.get_by_label(words["password"], exact=True).fill(person.password)
-    page.get_by_role("button", name=words["sign_in"], exact=True).click()
-    page.get_by_role("navigation").wait_for()
-
-
-def assert_fits(page):
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{page.url}: the page is {overflow} px wider than the screen"
 
 
 def look(page, name: str) -> None:

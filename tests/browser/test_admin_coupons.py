@@ -10,7 +10,7 @@ from couponsvc import codes, people
 from tests.admin.conftest import make_person
 from tests.factories import Shop
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot, sign_in
 
 WORDS = {
     "zh-CN": {"email": "邮箱", "password": "密码", "sign_in": "登录", "coupons": "券码", "code": "券码",
@@ -21,19 +21,6 @@ WORDS = {
               "void": "Void this coupon", "reason": "Reason", "yes": "Yes, void it", "voided": "voided",
               "history": "History", "refused": "Refused attempts"},
 }
-
-
-def sign_in(page, words, person):
-    page.goto("/admin/sign-in")
-    page.get_by_label(words["email"], exact=True).fill(person.email)
-    page.get_by_label(words["password"], exact=True).fill(person.password)
-    page.get_by_role("button", name=words["sign_in"], exact=True).click()
-    page.get_by_role("navigation").wait_for()
-
-
-def assert_fits(page):
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page is {overflow} px wider than the screen"
 
 
 def with_a_typo(code: str) -> str:

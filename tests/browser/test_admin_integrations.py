@@ -23,7 +23,7 @@ from tests.admin.conftest import make_person
 from tests.factories import Shop
 from tests.integrations.receiver import Receiver
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot, sign_in
 
 # Deliveries run on the live server's own threads (no RQ worker), to a receiver on 127.0.0.1.
 pytestmark = pytest.mark.config(REDIS_URL=None, ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
@@ -40,19 +40,6 @@ WORDS = {
               "go": "Go to the integration", "ping": "Send a test ping", "dead": "dead", "retry": "Retry now",
               "sent_again": "Delivery sent again.", "succeeded": "succeeded", "deliveries": "Deliveries log"},
 }
-
-
-def sign_in(page, words, person):
-    page.goto("/admin/sign-in")
-    page.get_by_label(words["email"], exact=True).fill(person.email)
-    page.get_by_label(words["password"], exact=True).fill(person.password)
-    page.get_by_role("button", name=words["sign_in"], exact=True).click()
-    page.get_by_role("navigation").wait_for()
-
-
-def assert_fits(page):
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page is {overflow} px wider than the screen"
 
 
 def wait_until(condition, what: str, seconds: float = 30):

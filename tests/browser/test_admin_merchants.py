@@ -9,7 +9,7 @@ import pytest
 from couponsvc import people
 from tests.admin.conftest import make_person
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot, sign_in
 
 WORDS = {
     "zh-CN": {"email": "邮箱", "password": "密码", "sign_in": "登录", "merchants": "商户",
@@ -21,19 +21,6 @@ WORDS = {
               "create_key": "Create an API key", "role": "Role", "store": "Store", "label": "Label",
               "key_button": "Create key", "once": "shown this once", "revoke": "Revoke", "revoked": "revoked"},
 }
-
-
-def sign_in(page, words, person):
-    page.goto("/admin/sign-in")
-    page.get_by_label(words["email"], exact=True).fill(person.email)
-    page.get_by_label(words["password"], exact=True).fill(person.password)
-    page.get_by_role("button", name=words["sign_in"], exact=True).click()
-    page.get_by_role("navigation").wait_for()
-
-
-def assert_fits(page):
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page is {overflow} px wider than the screen"
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])

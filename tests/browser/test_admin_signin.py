@@ -11,7 +11,7 @@ import pytest
 from couponsvc import people
 from tests.admin.conftest import make_person
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot, submit_sign_in
 
 WORDS = {
     "zh-CN": {"email": "邮箱", "password": "密码", "sign_in": "登录", "sign_out": "退出登录",
@@ -20,19 +20,6 @@ WORDS = {
               "sign_out": "Sign out", "wrong": "The e-mail or password is not right",
               "locked": "it is locked", "users": "Users"},
 }
-
-
-def sign_in(page, words, email, password):
-    page.goto("/admin/sign-in")
-    page.get_by_label(words["email"], exact=True).fill(email)
-    page.get_by_label(words["password"], exact=True).fill(password)
-    page.get_by_role("button", name=words["sign_in"], exact=True).click()
-
-
-def assert_fits(page):
-    """Nothing runs off the side of the screen."""
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"the page is {overflow} px wider than the screen"
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
@@ -45,7 +32,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_lets_in(app, client, live
     short = locale[:2]
     for size, viewport in (("1280", DESKTOP), ("390", PHONE)):
         page = new_context(locale=locale, viewport=viewport).new_page()
-        sign_in(page, words, operator.email, "not the password")
+        submit_sign_in(page, words, operator.email, "not the password")
         alert = page.get_by_role("alert")
         assert words["wrong"] in alert.inner_text()
         assert page.get_by_label(words["email"], exact=True).input_value() == operator.email
@@ -74,9 +61,9 @@ def test_an_account_is_locked_after_repeated_failures(app, page, locale):
     words = WORDS[locale]
     manager = make_person(app, role=people.OPERATOR)
     for _ in range(app.config["ADMIN_MAX_FAILURES"]):
-        sign_in(page, words, manager.email, "a wrong guess")
+        submit_sign_in(page, words, manager.email, "a wrong guess")
     assert words["locked"] in page.get_by_role("alert").inner_text()
-    sign_in(page, words, manager.email, manager.password)  # the right one, but locked
+    submit_sign_in(page, words, manager.email, manager.password)  # the right one, but locked
     assert words["locked"] in page.get_by_role("alert").inner_text()
     assert re.search(r"/admin/sign-in", page.url)
     screenshot(page, f"admin-sign-in-locked-{locale[:2]}-1280")
@@ -89,7 +76,7 @@ def test_the_people_pages_fit_a_phone_and_a_screen(app, client, live_server, new
     operator = make_person(app, role=people.OPERATOR, name="运营小王")
     for size, viewport in (("1280", DESKTOP), ("390", PHONE)):
         page = new_context(locale="zh-CN", viewport=viewport).new_page()
-        sign_in(page, words, operator.email, operator.password)
+        submit_sign_in(page, words, operator.email, operator.password)
         page.get_by_role("button", name=words["sign_out"]).wait_for()
         page.goto("/admin/users/new")
         page.get_by_label("邮箱", exact=True).fill("not-an-email")

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.factories import Shop
 
-from .conftest import DESKTOP, PHONE, screenshot
+from .conftest import DESKTOP, PHONE, assert_fits, screenshot
 
 WORDS = {
     "zh-CN": {"progress": "成团进度", "left": "还差 3 人成团", "fewer": "还差 2 人成团",
@@ -30,11 +30,6 @@ def make_shop(client) -> Shop:
     return shop
 
 
-def fits(page) -> None:
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{page.url}: {overflow} px wider than the screen"
-
-
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
 def test_the_deal_page_on_a_phone_and_a_screen(client, new_context, locale):
     words = WORDS[locale]
@@ -50,7 +45,7 @@ def test_the_deal_page_on_a_phone_and_a_screen(client, new_context, locale):
         expect(section).to_contain_text(words["ends"])
         expect(page.get_by_role("heading", name=words["stores"])).to_be_visible()
         expect(page.get_by_text("章江新区店")).to_be_visible()
-        fits(page)
+        assert_fits(page)
         poster = page.get_by_role("img")
         poster.scroll_into_view_if_needed()
         page.wait_for_function("img => img.complete && img.naturalWidth === 1080", arg=poster.element_handle())
@@ -104,4 +99,4 @@ def test_a_draft_is_a_not_found_page(client, new_context, locale):
     answer = page.goto(f"/d/{draft['id']}")
     assert answer.status == 404
     expect(page.get_by_role("heading", level=1)).to_have_text(WORDS[locale]["missing"])
-    fits(page)
+    assert_fits(page)
