@@ -17,6 +17,7 @@ import time
 from flask import Flask, Response, g, request
 
 from .. import request_id, tracing
+from .formatting import TRUSTED
 
 log = logging.getLogger("couponsvc.access")
 UNMATCHED = "<unmatched>"  # the template of a path no route matched (a 404)
@@ -43,12 +44,12 @@ def _answered(response: Response) -> Response:
     if tracing.enabled():  # the request's span (Flask's instrumentation) is current now
         tracing.annotate(request_id=rid)
     rule = request.url_rule
-    log.info("%s %s %s", request.method, rule.rule if rule is not None else UNMATCHED,
-             response.status_code,
-             extra={"method": request.method, "route": rule.rule if rule is not None else UNMATCHED,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started[0]) * 1000, 2),
-                    "client": request.remote_addr})
+    route = rule.rule if rule is not None else UNMATCHED
+    method, status = request.method, response.status_code
+    log.info("%s %s %s", method, route, status, extra={
+        "method": method, "route": route, "status": status,
+        "duration_ms": round((time.perf_counter() - started[0]) * 1000, 2),
+        "client": request.remote_addr, TRUSTED: True})  # a template, never a path: no code in it
     return response
 
 
