@@ -364,9 +364,10 @@ backend nodes
 # ----------------------------------------------------------------- couponsvc itself --
 def start_node(log_dir: Path, *, host: Host, port: int, env: dict[str, str],
                threads: int = 8) -> Service:
-    """A web node: gunicorn with one worker process of `couponsvc:create_app()`."""
-    argv = [str(BIN / "gunicorn"), "-w", "1", "--threads", str(threads),
-            "-b", f"{host.address}:{port}", "--graceful-timeout", "5",
+    """A web node: gunicorn with couponsvc's settings (`couponsvc/gunicorn_conf.py`, as
+    docs/operations.md deploys it) and one worker process of `couponsvc:create_app()`."""
+    argv = [str(BIN / "gunicorn"), "-c", "python:couponsvc.gunicorn_conf", "-w", "1",
+            "--threads", str(threads), "-b", f"{host.address}:{port}", "--graceful-timeout", "5",
             "--no-control-socket", "couponsvc:create_app()"]
     return spawn(f"node-{host.name}", argv, log_dir, host=host, env=env)
 
