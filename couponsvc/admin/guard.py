@@ -19,7 +19,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, g, redirect, request, url_for
 from flask_wtf.csrf import CSRFProtect
 
 from .. import audit as audit_log
@@ -27,6 +27,7 @@ from .. import people
 from ..extensions import db
 from ..models import Merchant
 from ..ratelimit import client_address
+from . import admin
 
 COOKIE = "couponsvc_admin"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -41,6 +42,15 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
     csrf.init_app(app)
     app.before_request(_protect_forms)
+
+
+@admin.after_request
+def _not_framed(response: Response) -> Response:
+    """No admin page in another site's frame (a click on a framed page is not the person's:
+    a site of the same registrable domain gets the Lax cookies in its frames)."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
 
 
 def _protect_forms() -> None:

@@ -52,3 +52,12 @@ def test_principal_of_a_person():
     person = people.principal_of(type("P", (), {"id": "adm_1", "role": "manager",
                                                 "merchant_id": "mer_1"})())
     assert (person.role, person.merchant_id, person.key_id) == (MANAGER, "mer_1", None)
+
+
+def test_admin_pages_may_not_be_framed(app, operator, signed_in):
+    """Not even by a site of the same registrable domain, whose frames get the Lax cookies."""
+    page = signed_in(app.test_client(), operator)
+    for path in ("/admin/sign-in", "/admin/", "/admin/users", "/admin/nowhere"):
+        answer = page.get(path)
+        assert answer.headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], path
