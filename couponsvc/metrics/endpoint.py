@@ -4,7 +4,8 @@ The client's address is `request.remote_addr`, which `COUPONSVC_TRUSTED_PROXIES`
 from `X-Forwarded-For` (werkzeug's ProxyFix, set up by `create_app`); any other address
 gets the 404 of a path that does not exist. The answer is Prometheus' text format: the
 counts of every process of this gunicorn (`multiprocess.py`) and the deployment's figures
-(`cluster.py`). Each answered request is counted by method, route template and status.
+(`cluster.py`). Each answered request is counted by method (`OTHER` for one HTTP does not
+define), route template and status: labels a client cannot multiply.
 """
 
 from __future__ import annotations
@@ -56,9 +57,17 @@ def scrape() -> Response:
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
+_requests: dict[tuple[str, str, int], object] = {}  # each label set's child, looked up once
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _count(response: Response) -> Response:
     if counting():
         rule = request.url_rule
-        HTTP_REQUESTS.labels(request.method, rule.rule if rule is not None else UNMATCHED,
-                             str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "OTHER"  # a client's invention
+        key = (method, rule.rule if rule is not None else UNMATCHED, response.status_code)
+        child = _requests.get(key)
+        if child is None:
+            child = _requests[key] = HTTP_REQUESTS.labels(key[0], key[1], str(key[2]))
+        child.inc()
     return response

@@ -68,3 +68,23 @@ def test_the_allow_list_setting_is_read_strictly(tmp_path):
         load_settings({"COUPONSVC_WORKER_METRICS_LISTEN": "9101"}, str(tmp_path))
     with pytest.raises(ConfigError, match="COUPONSVC_LOG_FORMAT"):
         load_settings({"COUPONSVC_LOG_FORMAT": "xml"}, str(tmp_path))
+
+
+def test_requests_are_counted_under_labels_a_client_cannot_multiply(client):
+    from .scrape import scrape, value
+
+    before = scrape(client)
+    for method in ("BREW", "PROPFIND", "X-ANY"):
+        client.http.open("/no/such/thing", method=method)
+    client.http.open(f"/api/v1/coupons/{'A' * 12}", method="GET")  # a path: its template is counted
+    after = scrape(client)
+    moved = value(after, "couponsvc_http_requests_total", method="OTHER", route="<unmatched>",
+                  status="405") + value(after, "couponsvc_http_requests_total", method="OTHER",
+                                        route="<unmatched>", status="404")
+    assert moved - (value(before, "couponsvc_http_requests_total", method="OTHER",
+                          route="<unmatched>", status="405")
+                    + value(before, "couponsvc_http_requests_total", method="OTHER",
+                            route="<unmatched>", status="404")) == 3
+    assert not any("BREW" in str(labels) or "A" * 12 in str(labels) for _name, labels in after)
+    assert value(after, "couponsvc_http_requests_total", method="GET",
+                 route="/api/v1/coupons/<code>", status="401") >= 1
