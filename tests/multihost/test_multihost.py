@@ -205,7 +205,9 @@ class Site:
     workers: dict[str, Service] = field(default_factory=dict)
     redis: dict[str, Service] = field(default_factory=dict)
     sentinels: dict[str, Service] = field(default_factory=dict)
-    others: list[Service] = field(default_factory=list)
+    postgres: Service | None = None
+    pgbouncer: Service | None = None
+    haproxy: Service | None = None
     platform: str = ""
     receiver: Receiver | None = None
 
@@ -326,7 +328,7 @@ def _ready(site: Site, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def site():
+def site(request):
     reason = _cannot_run()
     if reason is not None:
         if in_ci():
@@ -343,16 +345,16 @@ def site():
     db = network.hosts["db"]
     site = Site(network, base, logs, env, f"postgresql://postgres@{db.address}:{PG_PORT}/{SERVICE}",
                 redis_url)
-    failed = True
+    failures_before, set_up = request.session.testsfailed, False
     try:
         _start(site)
-        failed = False
+        set_up = True
         FIGURES["set-up seconds"] = round(time.monotonic() - started, 1)
         yield site
     finally:
         _stop(site)
         network.destroy()
-        _report(site, keep_logs=failed)
+        _report(site, keep_logs=not set_up or request.session.testsfailed > failures_before)
 
 
 def _start(site: Site) -> None:
@@ -360,13 +362,13 @@ def _start(site: Site) -> None:
     db = network.hosts["db"]
     postgres = services.start_postgres(base, logs, host=db, listen=["127.0.0.1", db.address],
                                        trust=f"{network.prefix}.0/24", port=PG_PORT)
-    site.others.append(postgres.service)
+    site.postgres = postgres.service
     with psycopg.connect(f"postgresql://postgres@{db.address}:{PG_PORT}/postgres",
                          autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{SERVICE}"')
-    site.others.append(services.start_pgbouncer(
+    site.pgbouncer = services.start_pgbouncer(
         base, logs, host=db, listen=db.address, port=BOUNCER_PORT, server_host="127.0.0.1",
-        server_port=PG_PORT, pool_size=8))
+        server_port=PG_PORT, pool_size=8)
     primary = network.hosts["r1"].address
     site.redis["r1"] = services.start_redis(base, logs, host=network.hosts["r1"])
     site.redis["r2"] = services.start_redis(base, logs, host=network.hosts["r2"], replica_of=primary)
@@ -382,9 +384,9 @@ def _start(site: Site) -> None:
     for name in WORKERS:
         site.workers[name] = services.start_worker(
             logs, host=network.hosts[name], env=_with_instance(site.env, base / "instance" / name))
-    site.others.append(services.start_haproxy(
+    site.haproxy = services.start_haproxy(
         base, logs, host=network.hosts["lb"], port=LB_PORT,
-        backends={name: f"{network.hosts[name].address}:{NODE_PORT}" for name in NODES}))
+        backends={name: f"{network.hosts[name].address}:{NODE_PORT}" for name in NODES})
     for name in NODES:
         wait_for(lambda name=name: _ready(site, name), f"web node {name} ready",
                  service=site.nodes[name])
@@ -403,10 +405,10 @@ def _workers_registered(site: Site) -> int:
 def _stop(site: Site) -> None:
     if site.receiver is not None:
         site.receiver.close()
-    for group in (list(site.workers.values()), list(site.nodes.values()), site.others[2:],
-                  list(site.sentinels.values()), list(site.redis.values()),
-                  list(reversed(site.others[:2]))):
-        for service in group:
+    order = [*site.workers.values(), *site.nodes.values(), site.haproxy,
+             *site.sentinels.values(), *site.redis.values(), site.pgbouncer, site.postgres]
+    for service in order:
+        if service is not None:
             service.stop(wait=10)
 
 
