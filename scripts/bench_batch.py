@@ -151,8 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--items", choices=("qr", "code"), default="qr",
                         help="what the till sends, in both runs: the scanned QR (an offline till "
                              "queues QRs only) or the typed code")
-    parser.add_argument("--clients", type=int, default=6,
-                        help="threads uploading batches at once (two per gunicorn worker)")
+    parser.add_argument("--clients", type=int, default=None,
+                        help="threads uploading batches at once (default: one per gunicorn thread, "
+                             "so that every thread is busy, as wrk's 16 connections keep them)")
     parser.add_argument("--codes-per-second", type=int, default=1500,
                         help="coupons issued per second of the single redeems' runs")
     parser.add_argument("--batch-codes-per-second", type=int, default=10000,
@@ -164,6 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:
     wrk = ensure_wrk()
+    args.clients = args.clients or args.workers * args.threads
     r = open_run(args, "batch", f"singles: wrk -t2 -c16 -d{args.duration}s with Idempotency-Key; "
                  f"batches: {args.clients} clients x {BATCH_SIZE} {args.items} items",
                  default_db_url="postgresql://postgres@127.0.0.1:5432/couponsvc_bench_batch",
