@@ -172,7 +172,9 @@ OPERATIONS: dict[str, Operation] = {
         "every store it may choose from) and the merchant's deals whose coupons can still be used: "
         "what a scanner app shows and checks offline. A platform key has no merchant."),
     "GET /redemption-attempts": Operation(
-        "List refused attempts", f"Refused validates and redeems: who tried what, where, and why. {CURSOR}"),
+        "List refused attempts", "Refused validates and redeems, and offline scans uploaded in a "
+        "batch that were refused or lost a conflict (`?reason=offline_conflict`, with their "
+        f"`scanned_at`): who tried what, where, and why. {CURSOR}"),
     # Events and integrations
     "GET /events": Operation(
         "List events", "Every event the key may see, in commit order; pass `next` back as `after` "

@@ -202,7 +202,7 @@ class Attempts(MethodView):
     @blp.arguments(AttemptListArgs(), location="query")
     @blp.response(200, page_schema(AttemptRow, "AttemptPage"))
     def get(self, args):
-        """Refused validates and redeems: who tried what, where, and why it was refused."""
+        """Refused validates, redeems and offline scans: who tried what, where, and why."""
         principal = current_principal()
         query = select(RedemptionAttempt)
         if principal.role != PLATFORM:
