@@ -181,6 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_METRICS_ALLOW", "METRICS_ALLOW", _networks("", LOOPBACK), _networks),
     Setting("COUPONSVC_WORKER_METRICS_LISTEN", "WORKER_METRICS_LISTEN", None, _listen),
     Setting("COUPONSVC_LOG_FORMAT", "LOG_FORMAT", "json", _choice("json", "text")),
+    Setting("COUPONSVC_ACCESS_LOG", "ACCESS_LOG", True, _bool),
     Setting("COUPONSVC_LOG_LEVEL", "LOG_LEVEL", "INFO",
             lambda n, r: _choice("debug", "info", "warning", "error")(n, r).upper()),
 )

@@ -44,7 +44,7 @@ def configured() -> bool:
 
 def enabled() -> bool:
     """Does this process record traces?"""
-    return _started_in == os.getpid()
+    return _started_in is not None and _started_in == os.getpid()
 
 
 def init_app(app: Flask) -> None:

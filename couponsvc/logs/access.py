@@ -6,7 +6,7 @@ the answer is made, one line on the `couponsvc.access` logger: method, the route
 template (`/api/v1/coupons/<code>`, never the path itself, which may hold a code), the
 status, the duration in milliseconds, the client's address (after
 `COUPONSVC_TRUSTED_PROXIES`), and the request id. No header, query string or body is
-logged.
+logged. `COUPONSVC_ACCESS_LOG=0` leaves the line out (a load balancer's log may do).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ UNMATCHED = "<unmatched>"  # the template of a path no route matched (a 404)
 
 
 def init_app(app: Flask) -> None:
+    """The request id always; the access line unless COUPONSVC_ACCESS_LOG=0 (it costs a
+    redeem about a twentieth of its CPU: docs/benchmarks.md)."""
+    log.disabled = not app.config["ACCESS_LOG"]
     app.before_request(_begin)
     app.after_request(_answered)
     app.teardown_request(_end)

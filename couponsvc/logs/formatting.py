@@ -68,11 +68,14 @@ def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
     return entry
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # made once: dumps() makes one a call
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line (non-ASCII kept as is: messages may be Chinese)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(fields(record, self), ensure_ascii=False, default=str)
+        return _ENCODER.encode(fields(record, self))
 
 
 class TextFormatter(logging.Formatter):

@@ -88,3 +88,10 @@ def test_a_job_run_in_process_logs_under_the_request_that_queued_it(client, app,
     [attempt] = [line for line in lines if line["logger"] == "couponsvc.deliveries.attempt"]
     assert (attempt["adapter"], attempt["result"], attempt["status_code"]) == ("webhook", "succeeded", 200)
     assert attempt["event_type"] == "coupon.redeemed"
+
+
+@pytest.mark.config(ACCESS_LOG=False)
+def test_the_access_line_can_be_left_out_the_request_id_stays(client, capsys):
+    answer = client.http.get("/healthz", headers={"X-Request-ID": "abcdefgh12"})
+    assert answer.headers["X-Request-ID"] == "abcdefgh12"
+    assert access_lines(capsys.readouterr().err) == []
