@@ -6,12 +6,13 @@ from .event import Event
 from .idempotency import IdempotencyRecord
 from .integration import Delivery, DeliveryAttempt, Integration, Subscription
 from .job import Job
+from .lookup_block import LookupBlock
 from .merchant import ApiKey, Merchant, Store
 from .person import AdminSession, AdminUser, AuditEntry
 from .redemption import OfflineScan, Redemption, RedemptionAttempt
 
 __all__ = [
     "AdminSession", "AdminUser", "ApiKey", "AuditEntry", "Campaign", "Coupon", "CustomerPurchase", "Delivery", "DeliveryAttempt",
-    "Event", "IdempotencyRecord", "Integration", "Job", "Subscription", "Merchant", "OfflineScan", "Order", "Redemption", "RedemptionAttempt",
+    "Event", "IdempotencyRecord", "Integration", "Job", "LookupBlock", "Subscription", "Merchant", "OfflineScan", "Order", "Redemption", "RedemptionAttempt",
     "Revocation", "Store", "campaign_stores",
 ]
