@@ -37,8 +37,17 @@ class Event(Base):
     """
 
     __tablename__ = "events"
+    # On PostgreSQL the table is partitioned by month of `created_at` (migration 0015): its
+    # primary key is (seq, created_at), `id` and `position` are indexed, not unique (ids are
+    # random, positions come from one sequence), and the position indexes hold numbered
+    # events only. `seq` alone stays the ORM's key: only its sequence fills it, so it is
+    # unique, and `session.get(Event, seq)` finds the one row. SQLite keeps the plain table
+    # of migration 0001 (unique `id` and `position`).
     __table_args__ = (
-        Index("ix_events_merchant", "merchant_id", "position"),
+        Index("ix_events_id", "id"),
+        Index("ix_events_position", "position", postgresql_where=text("position IS NOT NULL")),
+        Index("ix_events_merchant", "merchant_id", "position",
+              postgresql_where=text("position IS NOT NULL")),
         Index("ix_events_unpositioned", "seq", postgresql_where=text("position IS NULL"),
               sqlite_where=text("position IS NULL")),
     )
@@ -51,14 +60,14 @@ class Event(Base):
     )
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(40), unique=True)
+    id: Mapped[str] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(40))
     merchant_id: Mapped[str | None] = mapped_column(String(40))
     coupon_code: Mapped[str | None] = mapped_column(String(16), default=None)
     coupon_seq: Mapped[int | None] = mapped_column(default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    position: Mapped[int | None] = mapped_column(SeqType, unique=True, default=None)
+    position: Mapped[int | None] = mapped_column(SeqType, default=None)
     txid: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(XID8(), "postgresql"), default=None,
         server_default=None)

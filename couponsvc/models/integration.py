@@ -88,11 +88,18 @@ class Delivery(Base):
     """
 
     __tablename__ = "deliveries"
+    # On PostgreSQL partitioned by month of `created_at`, which is its event's
+    # (`outbox.fanout.delivery_rows`; migration 0015): the primary key is (id, created_at),
+    # the unique (event_seq, integration_id, created_at) refuses what (event_seq,
+    # integration_id) did, `public_id` (random) is indexed, not unique, and no foreign key
+    # leads to `events` (nor from `delivery_attempts`). `id` alone is the ORM's key (filled
+    # by its sequence). SQLite keeps the plain table and its keys.
     __table_args__ = (
-        UniqueConstraint("event_seq", "integration_id", name="uq_deliveries_event_integration"),
+        UniqueConstraint("event_seq", "integration_id", "created_at",
+                         name="uq_deliveries_event_integration"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_integration", "integration_id", "id"),
-        Index("ix_deliveries_public_id", "public_id", unique=True),
+        Index("ix_deliveries_public_id", "public_id"),
         # what a drain claims: the open deliveries of one integration, oldest first
         Index("ix_deliveries_open", "integration_id", "id",
               postgresql_where=text("status IN ('pending', 'failed')"),
@@ -131,7 +138,7 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     public_id: Mapped[str] = mapped_column(String(40), default=random_delivery_id())
-    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq"))
+    event_seq: Mapped[int] = mapped_column(BigId)
     integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
     merchant_id: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -153,7 +160,7 @@ class DeliveryAttempt(Base):
     __table_args__ = (Index("ix_delivery_attempts_delivery", "delivery_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    delivery_id: Mapped[int] = mapped_column(BigId)
     number: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int]

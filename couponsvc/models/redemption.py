@@ -17,6 +17,8 @@ class Redemption(Base):
     offline); `uploaded_at` is set only for an offline scan, when its batch arrived."""
 
     __tablename__ = "redemptions"
+    # On PostgreSQL partitioned by month of `redeemed_at` (migration 0015), its primary key
+    # (id, redeemed_at); `id` alone is the ORM's key (made for each redemption, unique).
     __table_args__ = (
         Index("ix_redemptions_coupon", "coupon_code"),
         Index("ix_redemptions_merchant", "merchant_id", "id"),
@@ -47,6 +49,8 @@ class RedemptionAttempt(Base):
     """A refused redeem or validate: who tried what, where, and why it was refused."""
 
     __tablename__ = "redemption_attempts"
+    # On PostgreSQL partitioned by month of `created_at` (migration 0015), its primary key
+    # (id, created_at); `id` alone is the ORM's key (filled by its sequence, unique).
     __table_args__ = (
         Index("ix_attempts_merchant", "merchant_id", "id"),
         Index("ix_attempts_code", "coupon_code"),

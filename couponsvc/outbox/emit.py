@@ -62,11 +62,11 @@ EVENT_COLUMNS = ("id", "type", "merchant_id", "coupon_code", "coupon_seq", "data
 
 
 def insert_events(rows: Select) -> Insert:
-    """INSERT the events of `rows` (a SELECT of `EVENT_COLUMNS`), RETURNING `seq`, `type`
-    and `merchant_id`: what `fanout.insert_deliveries` takes, so one statement can write
-    events and their deliveries as a chain of CTEs (the PostgreSQL redeem)."""
+    """INSERT the events of `rows` (a SELECT of `EVENT_COLUMNS`), RETURNING `seq`, `type`,
+    `merchant_id` and `created_at`: what `fanout.insert_deliveries` takes, so one statement
+    can write events and their deliveries as a chain of CTEs (the PostgreSQL redeem)."""
     return (insert(_EVENTS).from_select(list(EVENT_COLUMNS), rows)
-            .returning(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.merchant_id))
+            .returning(_EVENTS.c.seq, _EVENTS.c.type, _EVENTS.c.merchant_id, _EVENTS.c.created_at))
 
 
 def emit_from(session: Session, type_: str, source: Select, now: datetime) -> int:
@@ -84,8 +84,10 @@ def emit_from(session: Session, type_: str, source: Select, now: datetime) -> in
     )).scalars().all()
     if seqs:
         e = _EVENTS.c
-        written = select(e.seq, e.type, e.merchant_id).where(
-            e.seq.between(min(seqs), max(seqs)), e.id.startswith(batch, autoescape=True)).subquery("written")
+        # all of them at `now`: on PostgreSQL, one month's partition is read (migration 0015)
+        written = select(e.seq, e.type, e.merchant_id, e.created_at).where(
+            e.seq.between(min(seqs), max(seqs)), e.created_at == literal(now, e.created_at.type),
+            e.id.startswith(batch, autoescape=True)).subquery("written")
         fan_out_from(session, written, now)
     return len(seqs)
 

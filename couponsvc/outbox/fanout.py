@@ -34,15 +34,21 @@ COLUMNS = ("event_seq", "integration_id", "merchant_id", "status", "attempts", "
 
 def delivery_rows(events: FromClause, now: datetime | ColumnElement) -> Select:
     """The deliveries of `events` (any selectable with columns `seq`, `type`,
-    `merchant_id`), as a SELECT of `COLUMNS`: one row per integration of the event's
-    merchant subscribed to its type, `pending` when the integration is active, `held`
-    when it is disabled. `now` is a datetime or a SQL expression (a bind parameter)."""
+    `merchant_id`, `created_at`), as a SELECT of `COLUMNS`: one row per integration of the
+    event's merchant subscribed to its type, `pending` when the integration is active,
+    `held` when it is disabled. `now` is a datetime or a SQL expression (a bind parameter).
+
+    A delivery's `created_at` is its event's: on PostgreSQL both tables are partitioned
+    by month of that time (migration 0015), so a delivery lives in its event's month,
+    `(event_seq, integration_id, created_at)` is unique as `(event_seq, integration_id)`
+    was, and retention drops a month's events and deliveries together."""
     if isinstance(now, datetime):
         now = literal(now, _DELIVERIES.c.next_attempt_at.type)
     i, s = _INTEGRATIONS.c, _SUBSCRIPTIONS.c
     return (
         select(events.c.seq, i.id, i.merchant_id,
-               case((i.status == "active", "pending"), else_="held"), literal(0), now, now, now)
+               case((i.status == "active", "pending"), else_="held"), literal(0), now,
+               events.c.created_at, now)
         .select_from(events)
         .join(_SUBSCRIPTIONS, s.event_type == events.c.type)
         .join(_INTEGRATIONS, (i.id == s.integration_id) & (i.merchant_id == events.c.merchant_id))
@@ -61,13 +67,14 @@ def fan_out(session: Session, event_seqs: Sequence[int]) -> list[str]:
     commit. The integrations that got pending deliveries."""
     if not event_seqs:
         return []
-    events = select(Event.seq, Event.type, Event.merchant_id).where(Event.seq.in_(list(event_seqs))) \
-        .subquery("new_events")
+    events = select(Event.seq, Event.type, Event.merchant_id, Event.created_at) \
+        .where(Event.seq.in_(list(event_seqs))).subquery("new_events")
     return fan_out_from(session, events, utcnow())
 
 
 def fan_out_from(session: Session, events: FromClause, now: datetime) -> list[str]:
-    """`fan_out` for the events of a selectable (columns `seq`, `type`, `merchant_id`)."""
+    """`fan_out` for the events of a selectable (columns `seq`, `type`, `merchant_id`,
+    `created_at`)."""
     written = session.execute(insert_deliveries(events, now)).all()
     integration_ids = sorted({row.integration_id for row in written if row.status == "pending"})
     announce(session, integration_ids)
