@@ -153,6 +153,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_RATELIMIT_ENABLED", "RATELIMIT_ENABLED", True, _bool),
     Setting("COUPONSVC_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0, lambda n, r: _int(n, r, minimum=0)),
     Setting("COUPONSVC_IDEMPOTENCY_TTL", "IDEMPOTENCY_TTL", 86400, _seconds),
+    # whole months of redemptions, attempts, events and deliveries kept; 0: all (retention.py)
+    Setting("COUPONSVC_RETENTION_MONTHS", "RETENTION_MONTHS", 0, lambda n, r: _int(n, r, minimum=0)),
     Setting("COUPONSVC_BULK_MAX", "BULK_MAX", 1_000_000, lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_DB_POOL_SIZE", "DB_POOL_SIZE", 10, lambda n, r: _int(n, r, minimum=1)),
     # off: psycopg never prepares statements (PgBouncer before 1.22 in transaction mode)
