@@ -16,7 +16,7 @@ from .principal import ROLES, create_key
 
 def register_cli(app: Flask) -> None:
     for command in (create_key_command, create_admin, close_due, demo, rotate_data_keys, worker,
-                    *KEY_COMMANDS):
+                    partitions, *KEY_COMMANDS):
         app.cli.add_command(command)
 
 
@@ -79,6 +79,29 @@ def close_due():
             closed += 1
             click.echo(f"{campaign_id} {status}")
     click.echo(f"closed {closed} campaign(s)", err=True)
+
+
+@click.command("partitions")
+@with_appcontext
+def partitions():
+    """Run the daily upkeep now: the next months' partitions made, those older than
+    COUPONSVC_RETENTION_MONTHS dropped (never one holding an open delivery), expired
+    idempotency records and look-up blocks deleted (docs/operations.md)."""
+    from .retention import run
+    from .timeutil import utcnow
+
+    config = current_app.config
+    done = run(db.session, utcnow(), retention_months=config["RETENTION_MONTHS"],
+               idempotency_ttl=config["IDEMPOTENCY_TTL"])
+    for name in done.partitions.created:
+        click.echo(f"created {name}")
+    for name in done.partitions.dropped:
+        click.echo(f"dropped {name}")
+    for name, why in done.partitions.kept:
+        click.echo(f"kept {name}: {why}")
+    click.echo(f"{done.partitions.moved} row(s) moved out of DEFAULT partitions; "
+               f"{done.idempotency_keys} expired idempotency record(s) and "
+               f"{done.lookup_blocks} ended look-up block(s) deleted", err=True)
 
 
 @click.command("demo")

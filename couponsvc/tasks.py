@@ -39,5 +39,6 @@ ISSUE_BULK = Task("issue-bulk", BULK, "workers.bulk.issue_bulk")
 RELAY_SWEEP = Task("relay-sweep", DEFAULT, "workers.relay.sweep", timeout=600)
 BULK_SWEEP = Task("bulk-sweep", DEFAULT, "workers.bulk.sweep", timeout=600)
 CLOSE_DUE = Task("close-due", DEFAULT, "workers.relay.close_due", timeout=600)
+PARTITIONS = Task("partitions", DEFAULT, "workers.upkeep.partitions")
 
-TASKS = (DRAIN, ISSUE_BULK, RELAY_SWEEP, BULK_SWEEP, CLOSE_DUE)
+TASKS = (DRAIN, ISSUE_BULK, RELAY_SWEEP, BULK_SWEEP, CLOSE_DUE, PARTITIONS)

@@ -41,6 +41,7 @@ def schedule(config) -> tuple[Periodic, ...]:
         Periodic("relay-sweep", tasks.RELAY_SWEEP, config["SWEEP_INTERVAL"]),
         Periodic("bulk-sweep", tasks.BULK_SWEEP, config["SWEEP_INTERVAL"]),
         Periodic("close-due", tasks.CLOSE_DUE, 60),
+        Periodic("partitions", tasks.PARTITIONS, 86400),
     )
 
 
