@@ -16,15 +16,20 @@ counted from the primary, never from a replica that may lag.
 Flask-Limiter itself is not installed into the app: it hooks every request
 (before, after, teardown) to evaluate route limits, which cost about 5% of a
 redemption's CPU for limits this service never declares through it.
+
+Where a budget used up is known: on PostgreSQL, in `lookup_blocks` (`lookup_blocks.py`),
+which the failure that uses it up writes and which the redeem's one statement reads
+itself, so a redeem asks neither Redis nor the database anything more; on SQLite (one
+process, the embedded default), from the counts, read before each look-up.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from flask import Flask, current_app, request
 from limits import parse
@@ -34,7 +39,9 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .domain_error import DomainError, say_n
+from . import lookup_blocks
+from .domain_error import DomainError
+from .extensions import db
 from .metrics.catalog import LOOKUPS_RATE_LIMITED
 from .metrics.switch import counting
 from .redis_client import redis_client
@@ -70,27 +77,55 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+def budget_subjects(key_id: str | None) -> tuple[str, ...]:
+    """This request's budgets as `lookup_blocks` names them, for a statement that reads
+    the table itself (`guarded_lookup(..., in_statement=True)`); () when not limiting."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return ()
+    return tuple(lookup_blocks.subject(kind, identity) for _item, kind, identity in _buckets(key_id))
+
+
 @contextmanager
-def guarded_lookup(key_id: str | None):
+def guarded_lookup(key_id: str | None, *, in_statement: bool = False):
     """Refuse a look-up (429) while its key or address is over budget; count a failed one.
 
-    A look-up asks the limiter's storage once before it runs (one MGET on Redis),
-    and once more only when it fails.
+    A look-up asks once before it runs whether a budget is used up, and once more only
+    when it fails. `in_statement`: the look-up is the redeem, whose statement refuses
+    while a budget is used up (`budget_subjects`, PostgreSQL) and whose domain function
+    then raises `lookup_blocks.BudgetUsedUp`: nothing is asked before it, and a failure
+    found before its statement ran (a mistyped code, a forged QR) asks afterwards.
     """
     enabled = current_app.config["RATELIMIT_ENABLED"]
-    if enabled:
+    in_statement = in_statement and _mirrored()
+    if enabled and not in_statement:
         _refuse_over_budget(key_id)
     try:
         yield
+    except lookup_blocks.BudgetUsedUp as error:
+        _counted_refusal(error.kind)
+        raise
     except DomainError as error:
-        if error.code in FAILED_LOOKUPS and enabled:
-            _count_failure(key_id)
+        if enabled and error.code in FAILED_LOOKUPS:
+            if in_statement:
+                _refuse_over_budget(key_id)
+            _count(key_id, 1)
         raise
 
 
+def _mirrored() -> bool:
+    """Whether budgets used up are written to `lookup_blocks` and read from there."""
+    mirrored = current_app.extensions.get("couponsvc.lookup_blocks")
+    if mirrored is None:
+        mirrored = current_app.extensions["couponsvc.lookup_blocks"] = db.engine.dialect.name == "postgresql"
+    return mirrored
+
+
 def _refuse_over_budget(key_id: str | None) -> None:
-    strategy = current_app.extensions["couponsvc.limiter"]
     buckets = _buckets(key_id)
+    if _mirrored():
+        _refuse_blocked(buckets)
+        return
+    strategy = current_app.extensions["couponsvc.limiter"]
     try:
         counts = _counts(strategy.storage, buckets)
     except Exception:  # a limiter that cannot reach Redis must not stop the till
@@ -98,7 +133,17 @@ def _refuse_over_budget(key_id: str | None) -> None:
         return
     for (item, kind, identity), count in zip(buckets, counts, strict=True):
         if count >= item.amount:
-            _refuse(strategy, item, kind, identity)
+            _refuse(kind, _retry_after(strategy, item, kind, identity))
+
+
+def _refuse_blocked(buckets) -> None:
+    """429 while `lookup_blocks` holds one of these budgets (the key's first)."""
+    names = [lookup_blocks.subject(kind, identity) for _item, kind, identity in buckets]
+    try:
+        lookup_blocks.refuse_if_used_up(db.session, names, datetime.now(UTC))
+    except lookup_blocks.BudgetUsedUp as error:
+        _counted_refusal(error.kind)
+        raise
 
 
 def _counts(storage, buckets) -> list[int]:
@@ -138,33 +183,51 @@ def _mget(client: Redis, keys: list[str]) -> list[bytes | None]:
         raise
 
 
-def _count_failure(key_id: str | None) -> None:
+def _count(key_id: str | None, failures: int) -> None:
+    """Count failed look-ups in every budget of the request; a budget they use up is
+    written to `lookup_blocks` (PostgreSQL), and one they go beyond is 429 at once."""
     strategy = current_app.extensions["couponsvc.limiter"]
     for item, kind, identity in _buckets(key_id):
-        if not _safe(strategy.hit, item, "lookup", kind, identity):
-            _refuse(strategy, item, kind, identity)
+        key = item.key_for("lookup", kind, identity)
+        try:
+            count = strategy.storage.incr(key, item.get_expiry(), amount=failures)
+        except Exception:  # a rate limiter that cannot reach Redis must not stop the till
+            current_app.logger.warning("rate limit storage unavailable", exc_info=True)
+            continue
+        if count < item.amount:
+            continue
+        retry_after = _retry_after(strategy, item, kind, identity)
+        if _mirrored():
+            _block(kind, identity, retry_after)
+        if count > item.amount:
+            _refuse(kind, retry_after)
 
 
-def _refuse(strategy, item, kind: str, identity: str) -> None:
-    if counting():  # couponsvc_lookups_rate_limited_total{kind}: key | address
-        LOOKUPS_RATE_LIMITED.labels("address" if kind == "addr" else kind).inc()
-    stats = strategy.get_window_stats(item, "lookup", kind, identity)
-    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-    detail = (say_n("too many failed look-ups with this key; retry in %(num)d second",
-                    "too many failed look-ups with this key; retry in %(num)d seconds", retry_after)
-              if kind == "key" else
-              say_n("too many failed look-ups from this address; retry in %(num)d second",
-                    "too many failed look-ups from this address; retry in %(num)d seconds", retry_after))
-    raise DomainError("rate_limited", detail, retry_after=retry_after)
-
-
-def _safe(call, *args) -> bool:
-    """A rate limiter that cannot reach Redis must not stop the till: fail open."""
+def _retry_after(strategy, item, kind: str, identity: str) -> int:
+    """Seconds until the budget's window resets."""
     try:
-        return call(*args)
+        reset = strategy.get_window_stats(item, "lookup", kind, identity).reset_time
     except Exception:
         current_app.logger.warning("rate limit storage unavailable", exc_info=True)
-        return True
+        reset = time.time() + item.get_expiry()
+    return max(1, math.ceil(reset - time.time()))
+
+
+def _block(kind: str, identity: str, seconds: int) -> None:
+    """Write a budget used up, in a transaction of its own: the request may roll back."""
+    with db.engine.begin() as connection:
+        lookup_blocks.block(connection, lookup_blocks.subject(kind, identity),
+                            datetime.fromtimestamp(time.time() + seconds, UTC))
+
+
+def _refuse(kind: str, retry_after: int) -> None:
+    _counted_refusal(kind)
+    raise lookup_blocks.BudgetUsedUp(kind, retry_after)
+
+
+def _counted_refusal(kind: str) -> None:
+    if counting():  # couponsvc_lookups_rate_limited_total{kind}: key | address
+        LOOKUPS_RATE_LIMITED.labels("address" if kind == "addr" else kind).inc()
 
 
 class LookupBudget:
@@ -183,9 +246,5 @@ class LookupBudget:
             _refuse_over_budget(self.key_id)
 
     def count_failures(self, failures: int) -> None:
-        if not (self.enabled and failures):
-            return
-        strategy = current_app.extensions["couponsvc.limiter"]
-        for item, kind, identity in _buckets(self.key_id):
-            if not _safe(functools.partial(strategy.hit, cost=failures), item, "lookup", kind, identity):
-                _refuse(strategy, item, kind, identity)
+        if self.enabled and failures:
+            _count(self.key_id, failures)

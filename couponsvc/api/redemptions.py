@@ -16,7 +16,7 @@ from ..i18n import translate
 from ..models import Campaign, Redemption, RedemptionAttempt
 from ..principal import MANAGER, PLATFORM, SCANNER
 from ..qr_keys import keyring
-from ..ratelimit import LookupBudget, client_address, guarded_lookup
+from ..ratelimit import LookupBudget, budget_subjects, client_address, guarded_lookup
 from ..redeem import batch as offline
 from ..redeem.redeem import redeemed_from
 from ..redeem.write import SNAPSHOT
@@ -125,9 +125,11 @@ class Redemptions(MethodView):
     @blp.arguments(ScanIn())
     @blp.response(201, RedemptionOut)
     def post(self, data):
-        scan = _scan(data)
+        principal = current_identity()
+        scan = till.Scan(principal=principal, client_address=client_address(),
+                         budgets=budget_subjects(principal.key_id), **data)
         try:
-            with guarded_lookup(scan.principal.key_id):
+            with guarded_lookup(principal.key_id, in_statement=True):
                 done = till.redeem(db.session, scan, keyring(), idempotency_claim(),
                                    statement_connection())
         except DomainError as error:

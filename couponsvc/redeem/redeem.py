@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from .. import codes
 from ..domain_error import DomainError, say
 from ..ids import new_id
+from ..lookup_blocks import refuse_if_used_up
 from ..metrics.catalog import REDEEM_SECONDS, REDEMPTIONS
 from ..metrics.outcomes import counted
 from ..models import Coupon
@@ -58,7 +59,8 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
     w = Write(code=target.code, uses=scan.uses, now=utcnow(), store_id=target.store_id,
               merchant_id=principal.merchant_scope,
               campaign_id=target.campaign_id, redemption_id=new_id("red"), event_id=new_id("evt"),
-              api_key_id=principal.key_id, device_id=scan.device_id, claim=claim)
+              api_key_id=principal.key_id, device_id=scan.device_id, claim=claim,
+              budgets=scan.budgets)
     try:
         row = write(session, w, connection)
     except KeyTaken:
@@ -67,6 +69,8 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
     if row is None:
         if not key_is_live(session, principal.key_id):
             raise DomainError("unauthenticated", say("The API key was revoked"))
+        if scan.budgets:  # the statement refuses while one is used up: 429, not the refusal
+            refuse_if_used_up(session, scan.budgets, w.now)
         raise refusal(session, principal, target, scan.uses, w.now)
     return _redeemed(row._asdict(), {"id": w.redemption_id, "store_id": target.store_id,
                                      "uses": scan.uses, "redeemed_at": w.now, "device_id": scan.device_id})

@@ -20,6 +20,9 @@ class Scan:
     uses: int = 1
     device_id: str | None = None
     client_address: str | None = None
+    # The caller's failed-look-up budgets (`lookup_blocks` subjects): while one is used up,
+    # the redeem's statement changes nothing (PostgreSQL; `ratelimit.budget_subjects`)
+    budgets: tuple[str, ...] = ()
 
     @property
     def raw(self) -> str:

@@ -17,6 +17,10 @@ Two forms of the same writes, both built from that Core:
 - SQLite cannot modify data inside a CTE and runs the same writes as statements in one
   transaction (`emit` fans out), where the caller's `unit_of_work` stores the answer.
 
+On PostgreSQL the statement also refuses a caller whose failed-look-up budget is used up
+(`Write.budgets`, rows of `lookup_blocks`: `ratelimit.py`), so a redeem needs no other
+round trip to know it.
+
 The idempotent form (`Write.claim`) writes the record of the key in the same statement
 as the redemption, as a snapshot of the outcome (`redeem.redeemed_from`), only when the
 key has no record yet: nothing is ever claimed without its answer, so a process dying
@@ -42,6 +46,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     Integer,
     Text,
+    any_,
     bindparam,
     case,
     cast,
@@ -64,6 +69,7 @@ from ..models import (
     Campaign,
     Coupon,
     IdempotencyRecord,
+    LookupBlock,
     Redemption,
     Store,
     campaign_stores,
@@ -94,6 +100,7 @@ class Write:
     api_key_id: str
     device_id: str | None
     claim: Claim | None = None  # store the answer in the statement (PostgreSQL only)
+    budgets: tuple[str, ...] = ()  # refused while one is in lookup_blocks (PostgreSQL only)
 
 
 def write(session: Session, w: Write, connection: psycopg.Connection | None = None) -> Row | None:
@@ -111,6 +118,7 @@ def write(session: Session, w: Write, connection: psycopg.Connection | None = No
 _COUPONS = Coupon.__table__
 _CAMPAIGNS = Campaign.__table__
 _RECORDS = IdempotencyRecord.__table__
+_BLOCKS = LookupBlock.__table__
 _RETURNED = ("code", "campaign_id", "merchant_id", "order_id", "status", "uses_total", "uses_left",
              "valid_from", "valid_until", "seq")
 
@@ -187,7 +195,8 @@ def _params(w: Write) -> dict[str, Any]:
               "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
               "p_api_key_id": w.api_key_id, "p_redemption_id": w.redemption_id,
               "p_event_id": w.event_id, "p_device_id": w.device_id,
-              "p_redeemed_at": w.now.isoformat(), "p_scanned_at": w.now.isoformat()}
+              "p_redeemed_at": w.now.isoformat(), "p_scanned_at": w.now.isoformat(),
+              "p_budgets": list(w.budgets)}
     if w.claim is not None:
         params.update(p_claim_api_key_id=w.claim.api_key_id, p_claim_key=w.claim.key,
                       p_claim_hash=w.claim.request_hash)
@@ -245,6 +254,8 @@ def _postgresql_statement(any_merchant: bool, signed_campaign: bool,
     if idempotent:
         coupons = coupons.where(~exists().where(_RECORDS.c.api_key_id == _param("p_claim_api_key_id"),
                                                 _RECORDS.c.key == _param("p_claim_key")))
+    coupons = coupons.where(~exists().where(
+        _BLOCKS.c.subject == any_(_param("p_budgets", postgresql.ARRAY(Text()))), _BLOCKS.c.until > now))
     changed = coupons.returning(*(c[name] for name in _RETURNED)).cte("c")
     m = _CAMPAIGNS.c
     k = (select(changed, m.title, m.price, m.currency)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import redis
+from sqlalchemy import select, update
 
 from couponsvc import codes
+from couponsvc.extensions import db
+from couponsvc.models import LookupBlock
+from couponsvc.timeutil import utcnow
+from tests.conftest import REDIS_URL
 from tests.factories import Shop, problem
 
 
@@ -103,3 +111,61 @@ def test_guessing_images_uses_up_the_address_budget(client):
     for _ in range(3):
         problem(client.get(f"coupons/{codes.generate()}/qr.png", key=None), 404, "coupon_not_found")
     _refused(client.get(_path(coupon["qr_url"]), key=None))
+
+
+# -- PostgreSQL: the budget used up is where the redeem's statement reads it ------------------
+
+
+def _blocks(app) -> dict[str, object]:
+    with app.app_context():
+        rows = db.session.execute(select(LookupBlock.subject, LookupBlock.until)).all()
+        db.session.remove()
+    return dict(rows)
+
+
+@pytest.mark.postgresql
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="3/hour")
+def test_the_redeem_statement_refuses_a_key_over_budget_without_the_counts(client, app):
+    """The failure that uses the budget up records it until the window ends; the redeem's
+    own statement reads that record, so with every count gone from Redis a real code is
+    still refused (429, not redeemed) for the key, and its budget is not counted again."""
+    shop = Shop(client)
+    real = shop.coupon()["code"]
+    scanner_id = client.ok(client.get("whoami", key=shop.scanner))["key"]["id"]
+    _exhaust(shop, shop.scanner, misses=2)
+    assert _blocks(app) == {}  # two misses of three: nothing used up yet
+    _exhaust(shop, shop.scanner, misses=1)
+    blocks = _blocks(app)
+    assert list(blocks) == [f"key:{scanner_id}"]
+    assert 0 < (blocks[f"key:{scanner_id}"] - utcnow()).total_seconds() <= 3600
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    for _ in range(2):
+        _refused(shop.redeem(real, key=shop.scanner))
+    _refused(client.post("redemptions/validate", {"code": real}, key=shop.scanner))
+    coupon = client.ok(client.get(f"coupons/{real}", key=shop.manager))
+    assert coupon["uses_left"] == coupon["uses_total"]
+    assert client.ok(client.get("redemption-attempts", key=shop.manager))["data"][-1]["reason"] == "rate_limited"
+
+
+@pytest.mark.postgresql
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="3/hour")
+def test_a_budget_whose_window_ended_refuses_nothing(client, app):
+    shop = Shop(client)
+    real = shop.coupon()["code"]
+    _exhaust(shop, shop.scanner)
+    redis.Redis.from_url(REDIS_URL).flushdb()  # the window ended: its counts expired ...
+    with app.app_context():  # ... and so did the record
+        db.session.execute(update(LookupBlock).values(until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    client.ok(shop.redeem(real, key=shop.scanner), 201)
+
+
+@pytest.mark.postgresql
+@pytest.mark.config(LOOKUP_LIMIT_PER_KEY="3/hour")
+def test_a_revoked_key_over_budget_is_told_it_is_revoked(client):
+    shop = Shop(client)
+    real = shop.coupon()["code"]
+    scanner_id = client.ok(client.get("whoami", key=shop.scanner))["key"]["id"]
+    _exhaust(shop, shop.scanner)
+    client.ok(client.delete(f"api-keys/{scanner_id}", key=shop.manager))
+    problem(shop.redeem(real, key=shop.scanner), 401, "unauthenticated")
