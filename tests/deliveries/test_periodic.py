@@ -57,8 +57,9 @@ class Counting:
 def test_every_periodic_job_is_in_the_one_list(jobs):
     assert [(p.name, p.task) for p in jobs] == [("relay-sweep", tasks.RELAY_SWEEP),
                                                 ("bulk-sweep", tasks.BULK_SWEEP),
-                                                ("close-due", tasks.CLOSE_DUE)]
-    assert [p.every for p in jobs] == [5, 5, 60]
+                                                ("close-due", tasks.CLOSE_DUE),
+                                                ("partitions", tasks.PARTITIONS)]
+    assert [p.every for p in jobs] == [5, 5, 60, 86400]
     assert [p.every for p in schedule({"SWEEP_INTERVAL": 1})][:2] == [1, 1]  # COUPONSVC_SWEEP_INTERVAL
 
 
