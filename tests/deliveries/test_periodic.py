@@ -94,7 +94,7 @@ def test_one_ticker_tries_each_slot_once(runner, jobs):
 
 
 def test_a_new_slot_queues_again(runner, jobs):
-    sweep, bulk_sweep, close_due = jobs
+    sweep, bulk_sweep, close_due, partitions = jobs  # the daily one's slot spans this test
     seen = {}
     tick(jobs, runner.enqueue, SLOT_START, seen)
     assert tick(jobs, runner.enqueue, SLOT_START + 5, seen) == [sweep.job_id(SLOT_START + 5),
@@ -103,11 +103,12 @@ def test_a_new_slot_queues_again(runner, jobs):
                                                                bulk_sweep.job_id(SLOT_START + 60),
                                                                close_due.job_id(SLOT_START + 60)]
     assert default_queue(runner) == [sweep.job_id(SLOT_START), bulk_sweep.job_id(SLOT_START),
-                                     close_due.job_id(SLOT_START),
+                                     close_due.job_id(SLOT_START), partitions.job_id(SLOT_START),
                                      sweep.job_id(SLOT_START + 5), bulk_sweep.job_id(SLOT_START + 5),
                                      sweep.job_id(SLOT_START + 60), bulk_sweep.job_id(SLOT_START + 60),
                                      close_due.job_id(SLOT_START + 60)]
-    assert len(set(default_queue(runner))) == 8
+    assert partitions.job_id(SLOT_START + 60) == partitions.job_id(SLOT_START)
+    assert len(set(default_queue(runner))) == 9
 
 
 def test_an_edited_definition_gets_a_new_id_at_once(runner, jobs):
