@@ -97,10 +97,11 @@ def create_ahead(session: Session, now: datetime, report: Report, ahead: int = M
         for month in wanted:
             if month not in have:
                 _step(session, report, partition_name(table, month), lambda m=month, t=table:
-                      _create(session, t, m, report))
+                      create_partition(session, t, m, report))
 
 
-def _create(session: Session, table: str, month: date, report: Report) -> None:
+def create_partition(session: Session, table: str, month: date, report: Report) -> None:
+    """A partition of `table` for `month`, with the rows DEFAULT holds of it; the caller commits."""
     key, name = TABLES[table], partition_name(table, month)
     lower, upper = _bound(month), _bound(add_months(month, 1))
     in_range = f"{key} >= {lower} AND {key} < {upper}"
