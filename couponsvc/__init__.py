@@ -17,9 +17,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Settings come from the environment (`couponsvc.config`); `config` overrides
     them, which is how tests point an app at their database.
     """
-    from flask import Flask
+    from .flask_app import CouponsvcFlask
 
-    app = Flask(__name__, instance_path=os.environ.get("COUPONSVC_INSTANCE_PATH") or None,
+    app = CouponsvcFlask(__name__, instance_path=os.environ.get("COUPONSVC_INSTANCE_PATH") or None,
                 instance_relative_config=True)
     app.config.update(load_settings(os.environ, app.instance_path))
     app.config.update(config or {})
