@@ -9,10 +9,13 @@ is translated here, when the answer is rendered, not in the domain.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Flask, Response, has_request_context, request
 from flask_babel import Babel, get_locale, gettext, ngettext
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from .domain_error import Sentence
 
@@ -54,9 +57,15 @@ def select_language() -> str:
 
 
 def _accepted() -> str | None:
-    # By the caller's order of preference, matching the primary subtag (zh-Hans-CN is zh),
-    # which werkzeug's best_match does only after every exact match (so en;q=0.1 won).
-    for value, quality in request.accept_languages:
+    return _accepted_in(request.headers.get("Accept-Language", ""))
+
+
+@lru_cache(maxsize=512)
+def _accepted_in(header: str) -> str | None:
+    """By the caller's order of preference, matching the primary subtag (zh-Hans-CN is zh),
+    which werkzeug's best_match does only after every exact match (so en;q=0.1 won).
+    Remembered by the header's text: a till sends the same one all day."""
+    for value, quality in parse_accept_header(header, LanguageAccept):
         primary = value.split("-")[0].split("_")[0].lower()
         if quality > 0 and primary in LANGUAGES:
             return primary
