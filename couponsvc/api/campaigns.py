@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import campaigns
 from ..campaigns.listing import campaigns_query
@@ -13,6 +12,7 @@ from ..models import Campaign
 from ..principal import MANAGER, PLATFORM
 from ..qr_keys import keyring
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .created import created
 from .pagination import cursor_page
 from .schemas.campaigns import (

@@ -6,7 +6,6 @@ import hashlib
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..coupons import find_coupon, redemptions_of, revocations_after, void_coupon
 from ..errors import DomainError
@@ -20,6 +19,7 @@ from ..qr_keys import coupon_payload, keyring
 from ..ratelimit import guarded_lookup
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .links import coupon_dict
 from .pagination import integer_cursor, number_token
 from .schemas.common import ListArgs, page_schema

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..errors import DomainError
 from ..extensions import db
 from ..outbox.feed import UnknownEvent, position_of, read_events
 from ..principal import MANAGER, PLATFORM
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .pagination import integer_cursor, number_token
 from .schemas.common import page_schema
 from .schemas.events import EventListArgs, EventOut

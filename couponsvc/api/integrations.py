@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import integration_admin as manage
@@ -16,6 +15,7 @@ from ..models import Delivery, DeliveryAttempt, Event, Integration
 from ..principal import MANAGER, PLATFORM
 from ..qr_keys import data_keys
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema
 from .schemas.integrations import (

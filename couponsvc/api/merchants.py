@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import merchants
@@ -12,6 +11,7 @@ from ..extensions import db
 from ..models import ApiKey, Merchant, Store
 from ..principal import MANAGER, PLATFORM, create_key, revoke_key, visible
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .created import created
 from .pagination import cursor_page
 from .schemas.common import ListArgs, page_schema

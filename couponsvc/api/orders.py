@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import bulk, campaigns
@@ -16,6 +15,7 @@ from ..principal import MANAGER, PLATFORM, visible
 from ..public_url import base_url
 from ..timeutil import utcnow
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .created import created
 from .links import issued_coupon
 from .pagination import cursor_page

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import codes
@@ -22,6 +21,7 @@ from ..redeem.redeem import redeemed_from
 from ..redeem.write import SNAPSHOT
 from ..timeutil import utcnow
 from .bearer import current_identity, current_principal, requires, requires_live_key_in_write
+from .blueprint import Blueprint
 from .created import created
 from .links import coupon_dict
 from .pagination import cursor_page

@@ -3,8 +3,8 @@
 Checked before any view runs: a body of another media type is `415
 unsupported_media_type`, and JSON nested too deeply for the parser (50,000 `[`) is
 `400 malformed_json` rather than a RecursionError. The parsed body is cached on the
-request, where the idempotency fingerprint (`unit_of_work`) reads it; webargs'
-`FlaskParser` still parses the raw bytes again for the view's schema.
+request, where the idempotency fingerprint (`unit_of_work`) and the view's schema
+(`blueprint.BodyOnceParser`) read it: nothing parses the raw bytes again.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..extensions import db
 from ..principal import ROLES
 from ..timeutil import utcnow
 from ..whoami import whoami
 from .bearer import current_principal, requires
+from .blueprint import Blueprint
 from .schemas.whoami import WhoamiOut
 
 blp = Blueprint("whoami", __name__, url_prefix="/api/v1", description="The caller's own key")

@@ -494,3 +494,18 @@ def _same_instant(a: str, b: str) -> bool:
     from datetime import datetime
 
     return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+
+
+def test_a_body_is_parsed_once_for_the_view(client, monkeypatch):
+    """The view's schema reads the body that `check_body` parsed (Flask's cache), not the
+    raw bytes again; a body that does not parse is still 400 malformed_json."""
+    from webargs import core
+
+    parsed = []
+    real = core.parse_json
+    monkeypatch.setattr(core, "parse_json", lambda *a, **k: parsed.append(a) or real(*a, **k))
+    client.ok(client.post("merchants", {"name": "一次", "city": "临沂", "timezone": "Asia/Shanghai"}), 201)
+    assert parsed == []  # webargs' own parse never ran
+    problem(client.request("POST", "merchants", data=b'{"name": ', content_type="application/json"),
+            400, "malformed_json")
+    assert parsed  # ... read by webargs, which answers for it
