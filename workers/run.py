@@ -64,9 +64,10 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
     metrics = _listen(app, multiprocess.registry)
     if not burst:
         ticker.start()
-    pause = 1.0
+    pause = FIRST_PAUSE
     try:
         while True:
+            started = time.monotonic()
             try:
                 worker = SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
                                       connection=connection)
@@ -81,14 +82,26 @@ def run_worker(app: Flask, *, burst: bool = False) -> int:
                     raise
                 # Redis went away: keep the process, wait for Redis to come back (a
                 # restart that lost every job is repaired by the relay sweep).
+                pause = pause_after_losing_redis(pause, time.monotonic() - started)
                 log.warning("lost Redis; retrying in %.0f s", pause, exc_info=True)
                 time.sleep(pause)
-                pause = min(pause * 2, 30.0)
+                pause = min(pause * 2, LONGEST_PAUSE)
     finally:
         ticker.stop()
         if metrics is not None:
             metrics.shutdown()
         tracing.flush()
+
+
+FIRST_PAUSE, LONGEST_PAUSE = 1.0, 30.0
+HEALTHY = 60.0  # seconds of work after which Redis counts as having come back
+
+
+def pause_after_losing_redis(pause: float, worked_for: float) -> float:
+    """How long to wait before connecting again: doubling while Redis stays away (up to
+    LONGEST_PAUSE), from FIRST_PAUSE again once the worker had worked HEALTHY seconds,
+    so that one outage's long wait is not carried into the next."""
+    return FIRST_PAUSE if worked_for >= HEALTHY else pause
 
 
 def _listen(app: Flask, registry):

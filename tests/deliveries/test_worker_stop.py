@@ -73,3 +73,14 @@ def test_a_dead_worker_process_is_replaced(app, instance_path, redis_server, tmp
         assert code == 0, worker.log_tail()
     finally:
         stop(worker.process)
+
+
+def test_the_wait_for_redis_starts_short_again_after_the_worker_worked():
+    """Losing Redis doubles the wait up to LONGEST_PAUSE while it stays away; a worker that
+    had worked HEALTHY seconds since it last connected starts from FIRST_PAUSE again."""
+    from workers.run import FIRST_PAUSE, HEALTHY, LONGEST_PAUSE, pause_after_losing_redis
+
+    assert pause_after_losing_redis(LONGEST_PAUSE, worked_for=0.5) == LONGEST_PAUSE
+    assert pause_after_losing_redis(8.0, worked_for=HEALTHY - 1) == 8.0
+    assert pause_after_losing_redis(LONGEST_PAUSE, worked_for=HEALTHY) == FIRST_PAUSE
+    assert pause_after_losing_redis(LONGEST_PAUSE, worked_for=3600) == FIRST_PAUSE
