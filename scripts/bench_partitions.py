@@ -120,13 +120,15 @@ def fill(database: Database, rows: int) -> None:
     started = time.perf_counter()
     with psycopg.connect(database.url, autocommit=True) as conn:
         base = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        # each one a copy of a real event of the fixture (a coupon.issued, its payload of the
+        # same size), so that a page of 100 weighs the same on both databases
         conn.execute(
             "INSERT INTO events (id, type, merchant_id, coupon_code, coupon_seq, data, created_at, position) "
-            "SELECT 'evt_gen' || g, 'coupon.redeemed', "
+            "SELECT 'evt_gen' || g, model.type, "
             "CASE WHEN mod(g, 100) = 0 THEN %(merchant)s ELSE 'mer_gen' || mod(g, %(merchants)s) END, "
-            "'GEN' || mod(g, 100000), 1, json_build_object('redemption', json_build_object('id', 'red_gen' || g, "
-            "'uses', 1)), %(start)s + make_interval(secs => g * %(step)s), %(base)s + g "
-            "FROM generate_series(1, %(rows)s) g",
+            "model.coupon_code, 1, model.data, %(start)s + make_interval(secs => g * %(step)s), %(base)s + g "
+            "FROM generate_series(1, %(rows)s) g, "
+            "(SELECT type, coupon_code, data FROM events WHERE type = 'coupon.issued' LIMIT 1) model",
             {"merchant": database.merchant_id, "merchants": MERCHANTS, "start": year_ago,
              "step": span / rows, "base": base, "rows": rows})
         conn.execute("SELECT setval('events_position_seq', %s)", (base + rows,))
