@@ -78,10 +78,11 @@ class Database:
             "valid_until": (now + timedelta(days=30)).isoformat()})
         self.call("POST", f"campaigns/{campaign['id']}/publish")
         self.codes = []
-        for n in range(-(-coupons // ORDER)):
+        for n in range(-(-(coupons + 1) // ORDER)):
             order = self.call("POST", f"campaigns/{campaign['id']}/orders", {
                 "customer_ref": f"c-{n}", "quantity": ORDER, "payment_ref": f"p-{n}"})
             self.codes += [c["code"] for c in order["coupons"]]
+        self.call("POST", "redemptions", {"code": self.codes.pop()}, key=self.scanner)  # a model event
         self.number()
 
     def call(self, method: str, path: str, body=None, key: str | None = None, expect=(200, 201)):
@@ -96,9 +97,12 @@ class Database:
             assign_positions(db.session)
             db.session.commit()
 
-    def positions(self) -> tuple[int, int]:
+    def positions(self, type_: str) -> tuple[int, int]:
+        """The first position of an event of `type_`, and the last position."""
         with psycopg.connect(self.url) as conn:
-            return conn.execute("SELECT min(position), max(position) FROM events").fetchone()
+            return conn.execute(
+                "SELECT (SELECT position FROM events WHERE type = %s AND position IS NOT NULL "
+                "ORDER BY position LIMIT 1), (SELECT max(position) FROM events)", (type_,)).fetchone()
 
     def drop(self) -> None:
         with psycopg.connect(make_conninfo(**{**conninfo_to_dict(self.url), "dbname": "postgres"}),
@@ -120,15 +124,15 @@ def fill(database: Database, rows: int) -> None:
     started = time.perf_counter()
     with psycopg.connect(database.url, autocommit=True) as conn:
         base = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
-        # each one a copy of a real event of the fixture (a coupon.issued, its payload of the
-        # same size), so that a page of 100 weighs the same on both databases
+        # each one a copy of the fixture's coupon.redeemed (its payload, of a real size), so
+        # that a page of 100 weighs the same on both databases
         conn.execute(
             "INSERT INTO events (id, type, merchant_id, coupon_code, coupon_seq, data, created_at, position) "
             "SELECT 'evt_gen' || g, model.type, "
             "CASE WHEN mod(g, 100) = 0 THEN %(merchant)s ELSE 'mer_gen' || mod(g, %(merchants)s) END, "
             "model.coupon_code, 1, model.data, %(start)s + make_interval(secs => g * %(step)s), %(base)s + g "
             "FROM generate_series(1, %(rows)s) g, "
-            "(SELECT type, coupon_code, data FROM events WHERE type = 'coupon.issued' LIMIT 1) model",
+            "(SELECT type, coupon_code, data FROM events WHERE type = 'coupon.redeemed' LIMIT 1) model",
             {"merchant": database.merchant_id, "merchants": MERCHANTS, "start": year_ago,
              "step": span / rows, "base": base, "rows": rows})
         conn.execute("SELECT setval('events_position_seq', %s)", (base + rows,))
@@ -147,7 +151,8 @@ def fill(database: Database, rows: int) -> None:
         log(f"  {rows:,} redemptions in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         conn.execute("VACUUM ANALYZE events, redemptions")
-        log(f"  VACUUM ANALYZE in {time.perf_counter() - started:.0f} s")
+        conn.execute("CHECKPOINT")  # the generation's writes flushed before anything is measured
+        log(f"  VACUUM ANALYZE and CHECKPOINT in {time.perf_counter() - started:.0f} s")
 
 
 def timed(fn, n: int) -> list[float]:
@@ -169,6 +174,7 @@ class Measures:
         if len(self.http_codes) < per_round * rounds:
             raise BenchError("not enough coupons")
         self.raw = psycopg.connect(database.url, autocommit=True)
+        self.rounds_paged = 0
 
     def statement(self, round_: int) -> list[float]:
         """The redeem's one statement (`redeem.write`) on an autocommit connection."""
@@ -190,13 +196,15 @@ class Measures:
                      len(codes))
 
     def pages(self, key: str | None, pages: int, tail: bool) -> list[float]:
-        """GET /events?after=…&limit=100: from random positions, or near the end (a reader
-        that keeps up)."""
+        """GET /events?after=…&limit=100: from random positions among the coupon.redeemed
+        events (what a city's year is made of; the fixture's coupon.issued, 100 coupons
+        each, come before them), or near the end (a reader that keeps up)."""
         self.d.number()
-        first, last = self.d.positions()
-        rng = random.Random(7)
+        first, last = self.d.positions("coupon.redeemed")
+        rng = random.Random(self.rounds_paged)
+        self.rounds_paged += 1
         with self.d.app.app_context():  # the opaque cursors the API gives for these positions
-            cursors = [number_token("events", last - 50 if tail else rng.randint(first, max(first, last - 1000)))
+            cursors = [number_token("events", last - 50 if tail else rng.randint(first, max(first, last - 150)))
                        for _ in range(pages)]
         return timed(lambda i: self.d.call("GET", f"events?after={cursors[i]}&limit=100", key=key), pages)
 
