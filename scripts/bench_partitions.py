@@ -110,6 +110,13 @@ class Database:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
 
+def chunks(rows: int, size: int = 250_000) -> list[tuple[int, int]]:
+    """1..rows in ranges of `size`: each INSERT commits on its own (autocommit), so that no
+    long writing transaction holds back the numbering of events in the whole cluster
+    (`outbox/positions.py`: other databases' relays wait for the oldest running one)."""
+    return [(low, min(rows, low + size - 1)) for low in range(1, rows + 1, size)]
+
+
 def fill(database: Database, rows: int) -> None:
     """`rows` events and `rows` redemptions over the 12 months before this one, in SQL."""
     now = datetime.now(UTC)
@@ -126,28 +133,29 @@ def fill(database: Database, rows: int) -> None:
         base = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
         # each one a copy of the fixture's coupon.redeemed (its payload, of a real size), so
         # that a page of 100 weighs the same on both databases
-        conn.execute(
+        conn.cursor().executemany(
             "INSERT INTO events (id, type, merchant_id, coupon_code, coupon_seq, data, created_at, position) "
             "SELECT 'evt_gen' || g, model.type, "
             "CASE WHEN mod(g, 100) = 0 THEN %(merchant)s ELSE 'mer_gen' || mod(g, %(merchants)s) END, "
             "model.coupon_code, 1, model.data, %(start)s + make_interval(secs => g * %(step)s), %(base)s + g "
-            "FROM generate_series(1, %(rows)s) g, "
+            "FROM generate_series(%(low)s, %(high)s) g, "
             "(SELECT type, coupon_code, data FROM events WHERE type = 'coupon.redeemed' LIMIT 1) model",
-            {"merchant": database.merchant_id, "merchants": MERCHANTS, "start": year_ago,
-             "step": span / rows, "base": base, "rows": rows})
+            [{"merchant": database.merchant_id, "merchants": MERCHANTS, "start": year_ago,
+              "step": span / rows, "base": base, "low": low, "high": high} for low, high in chunks(rows)])
         conn.execute("SELECT setval('events_position_seq', %s)", (base + rows,))
         log(f"  {rows:,} events in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         codes = database.codes[: min(len(database.codes), 1000)]
-        conn.execute(
+        conn.cursor().executemany(
             "INSERT INTO redemptions (id, coupon_code, campaign_id, merchant_id, store_id, api_key_id, uses, "
             "redeemed_at, scanned_at) "
             "SELECT 'red_gen' || g, (%(codes)s::text[])[1 + mod(g, %(ncodes)s)], 'cmp_gen', "
             "CASE WHEN mod(g, 100) = 0 THEN %(merchant)s ELSE 'mer_gen' || mod(g, %(merchants)s) END, "
-            "'sto_gen', 'key_gen', 1, t, t FROM generate_series(1, %(rows)s) g, "
+            "'sto_gen', 'key_gen', 1, t, t FROM generate_series(%(low)s, %(high)s) g, "
             "LATERAL (SELECT %(start)s + make_interval(secs => g * %(step)s) AS t) moment",
-            {"codes": codes, "ncodes": len(codes), "merchant": database.merchant_id,
-             "merchants": MERCHANTS, "start": year_ago, "step": span / rows, "rows": rows})
+            [{"codes": codes, "ncodes": len(codes), "merchant": database.merchant_id,
+              "merchants": MERCHANTS, "start": year_ago, "step": span / rows, "low": low, "high": high}
+             for low, high in chunks(rows)])
         log(f"  {rows:,} redemptions in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         conn.execute("VACUUM ANALYZE events, redemptions")

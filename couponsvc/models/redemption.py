@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, String
+from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..timeutil import UTCDateTime, utcnow
@@ -53,7 +53,7 @@ class RedemptionAttempt(Base):
     # (id, created_at); `id` alone is the ORM's key (filled by its sequence, unique).
     __table_args__ = (
         Index("ix_attempts_merchant", "merchant_id", "id"),
-        Index("ix_attempts_code", "coupon_code"),
+        Index("ix_attempts_code", "coupon_code", postgresql_where=text("coupon_code IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

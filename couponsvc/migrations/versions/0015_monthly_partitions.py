@@ -39,6 +39,8 @@ What each constraint becomes, and what still guarantees what the code relies on:
 - `ix_events_merchant (merchant_id, position)` → the same `WHERE position IS NOT NULL`:
   only `read_events` uses it, always for numbered events. A new event (position NULL)
   now adds no entry to either index; the relay's UPDATE adds it once numbered.
+  Likewise `ix_attempts_code` now holds only the refused attempts that name a coupon: it
+  is read for one coupon's attempts (`coupon_code = …`), never for those without one.
 - deliveries are partitioned by the time of their event: `delivery_rows`
   (`outbox/fanout.py`) writes the event's `created_at` as the delivery's, so a delivery
   lives in the month of its event, and the two are dropped together. Copied rows take
@@ -99,6 +101,8 @@ PARTITIONED = {
     "redemption_attempts": [
         "ALTER TABLE redemption_attempts ADD CONSTRAINT redemption_attempts_pkey "
         "PRIMARY KEY (id, created_at)",
+        "CREATE INDEX ix_attempts_code ON redemption_attempts (coupon_code) "
+        "WHERE coupon_code IS NOT NULL",
     ],
     "events": [
         "ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (seq, created_at)",
@@ -124,6 +128,7 @@ PLAIN = {
     ],
     "redemption_attempts": [
         "ALTER TABLE redemption_attempts ADD CONSTRAINT redemption_attempts_pkey PRIMARY KEY (id)",
+        "CREATE INDEX ix_attempts_code ON redemption_attempts (coupon_code)",
     ],
     "events": [
         "ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (seq)",
@@ -154,7 +159,6 @@ COMMON = {
         "INCLUDE (reversed_at)",
     ],
     "redemption_attempts": [
-        "CREATE INDEX ix_attempts_code ON redemption_attempts (coupon_code)",
         "CREATE INDEX ix_attempts_merchant ON redemption_attempts (merchant_id, id)",
     ],
     "events": [
