@@ -5,6 +5,7 @@ it prints.
 
     .venv/bin/python scripts/bench_partitions.py                 # 10,000,000 rows
     .venv/bin/python scripts/bench_partitions.py --rows 1000000 --rounds 3
+    .venv/bin/python scripts/bench_partitions.py --plain          # the same rows, no partitions
 
 What it measures, how, and the figures of record: docs/benchmarks.md.
 """
@@ -117,15 +118,21 @@ def chunks(rows: int, size: int = 250_000) -> list[tuple[int, int]]:
     return [(low, min(rows, low + size - 1)) for low in range(1, rows + 1, size)]
 
 
-def fill(database: Database, rows: int) -> None:
-    """`rows` events and `rows` redemptions over the 12 months before this one, in SQL."""
+def fill(database: Database, rows: int, plain: bool) -> None:
+    """`rows` events and `rows` redemptions over the 12 months before this one, in SQL; into
+    plain tables (revision 0014) when `plain`, for comparison."""
     now = datetime.now(UTC)
     with database.app.app_context():
-        report = Report()
-        for n in range(1, 13):
-            for table_name in ("redemptions", "redemption_attempts", "events", "deliveries"):
-                create_partition(db.session, table_name, add_months(month_of(now), -n), report)
-        db.session.commit()
+        if plain:
+            from flask_migrate import downgrade
+
+            downgrade(revision="0014")
+        else:
+            report = Report()
+            for n in range(1, 13):
+                for table_name in ("redemptions", "redemption_attempts", "events", "deliveries"):
+                    create_partition(db.session, table_name, add_months(month_of(now), -n), report)
+            db.session.commit()
     year_ago = datetime.combine(add_months(month_of(now), -12), datetime.min.time(), UTC)
     span = (datetime.combine(month_of(now), datetime.min.time(), UTC) - year_ago).total_seconds()
     started = time.perf_counter()
@@ -219,13 +226,14 @@ class Measures:
 
 def bench(args: argparse.Namespace, _procs) -> int:
     need = args.per_round * args.rounds * 2
-    log(f"couponsvc partitions benchmark: {args.rows:,} rows in redemptions and events vs empty; "
+    log(f"couponsvc partitions benchmark: {args.rows:,} rows in redemptions and events"
+        f"{' (plain tables, revision 0014)' if args.plain else ''} vs empty; "
         f"{args.rounds} rounds of {args.per_round} redeems and {args.pages} pages each")
     empty = Database("couponsvc_bench_parts_empty", need)
     full = Database("couponsvc_bench_parts_full", need)
     try:
         log("filling couponsvc_bench_parts_full (INSERT ... SELECT generate_series)")
-        fill(full, args.rows)
+        fill(full, args.rows, args.plain)
         measures = {"empty": Measures(empty, args.per_round, args.rounds),
                     "full": Measures(full, args.per_round, args.rounds)}
         names = {"statement": "redeem: the one statement", "redeem": "redeem: POST /redemptions",
@@ -269,6 +277,9 @@ def main() -> int:
     parser.add_argument("--per-round", type=int, default=300, help="redeems of each kind per round")
     parser.add_argument("--pages", type=int, default=300, help="pages of each kind per round")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--plain", action="store_true",
+                        help="the full database without partitions (migrated back to 0014): "
+                             "what the rows cost without partitioning, for comparison")
     return run(bench, parser.parse_args())
 
 
