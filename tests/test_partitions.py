@@ -289,3 +289,16 @@ def test_the_upkeep_deletes_expired_idempotency_records_and_ended_lookup_blocks(
         assert db.session.execute(text("SELECT key FROM idempotency_keys")).scalars().all() == ["fresh"]
         assert db.session.execute(text("SELECT subject FROM lookup_blocks")).scalars().all() == ["key:on"]
         assert done.partitions.created == [] and done.partitions.dropped == []
+
+
+def test_couponsvc_partitions_runs_the_upkeep_by_hand(app):
+    with app.app_context():
+        db.session.execute(text("INSERT INTO lookup_blocks (subject, until) VALUES ('addr:1', :u)"),
+                           {"u": NOW - timedelta(minutes=1)})
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["partitions"])
+    assert result.exit_code == 0, result.output
+    assert "0 expired idempotency record(s) and 1 ended look-up block(s) deleted" in result.output
+    assert "dropped" not in result.output  # COUPONSVC_RETENTION_MONTHS=0: nothing
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM lookup_blocks")).scalar() == 0
