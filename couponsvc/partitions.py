@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ LOCK_TIMEOUT = "5s"
 @dataclass
 class Report:
     """What a run did: partitions created, rows moved out of DEFAULT into them,
-    partitions dropped, and those kept past the retention with the reason."""
+    partitions dropped, and what it left for the next run with the reason (a month kept
+    past the retention, a step whose lock was not granted in time)."""
 
     created: list[str] = field(default_factory=list)
     moved: int = 0
@@ -203,7 +204,8 @@ class _Kept(Exception):
 
 def _step(session: Session, report: Report, what: str, work) -> bool:
     """Run `work` in a transaction of its own under the lock timeout; True when committed.
-    A lock not granted in time, or a reason to keep, rolls it back and is reported."""
+    A lock not granted in time, a database error, or a reason to keep rolls it back and is
+    reported."""
     try:
         session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         work()
@@ -212,8 +214,8 @@ def _step(session: Session, report: Report, what: str, work) -> bool:
         report.kept.append((what, str(reason)))
         log.warning("retention: %s kept: %s", what, reason)
         return False
-    except OperationalError as error:  # lock_timeout: busy, the next run tries again
-        session.rollback()
+    except DBAPIError as error:  # lock_timeout (busy), or a row of the month reached DEFAULT
+        session.rollback()      # since it was counted: the next run tries again
         report.kept.append((what, f"not done now: {error.orig}"))
         log.warning("partitions: %s not done now: %s", what, error.orig)
         return False

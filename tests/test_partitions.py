@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, text
@@ -302,3 +303,20 @@ def test_couponsvc_partitions_runs_the_upkeep_by_hand(app):
     assert "dropped" not in result.output  # COUPONSVC_RETENTION_MONTHS=0: nothing
     with app.app_context():
         assert db.session.execute(text("SELECT count(*) FROM lookup_blocks")).scalar() == 0
+
+
+@postgresql_only
+def test_a_busy_table_is_left_for_the_next_run_not_waited_for(own_database, instance_path, monkeypatch):
+    app = _migrate(own_database, instance_path, "0014")
+    _seed(app, 15)
+    _migrate(own_database, instance_path, "0015")
+    monkeypatch.setattr("couponsvc.partitions.LOCK_TIMEOUT", "200ms")
+    old = add_months(THIS_MONTH, -15)
+    with psycopg.connect(own_database.replace("+psycopg", "")) as reader:  # a long query on redemptions
+        reader.execute("SELECT count(*) FROM redemptions")
+        done = _upkeep(app, NOW, retention_months=12)
+        assert [what for what, _ in done.partitions.kept] == [partition_name("redemptions", old)]
+        assert "lock timeout" in done.partitions.kept[0][1]
+        assert partition_name("redemptions", old) in _partitions(app, "redemptions")
+        assert partition_name("events", old) in done.partitions.dropped
+    assert _upkeep(app, NOW, retention_months=12).partitions.dropped == [partition_name("redemptions", old)]

@@ -26,9 +26,12 @@ SEQUENCER_LOCK = 0x636F75706F6E  # any constant shared by every process of this 
 def assign_positions(session: Session) -> None:
     """Number the events certainly committed; the caller commits.
 
-    `events` is partitioned by month of `created_at` (migration 0015): the UPDATE finds
-    each row by `(seq, created_at)` among the rows still without a position, so each
-    partition is probed through its small `ix_events_unpositioned`."""
+    The numbers are drawn once, in a materialized CTE: as a subquery, a nested loop that
+    scanned it again for each row of `events` drew a number per pair of rows (gaps of
+    the square of the batch), which PostgreSQL chose when its statistics showed few rows
+    waiting. `events` is partitioned by month of `created_at` (migration 0015): the
+    UPDATE finds each row by `(seq, created_at)` among the rows still without a position,
+    so each partition is probed through its small `ix_events_unpositioned`."""
     if session.get_bind().dialect.name != "postgresql":
         session.execute(update(Event).where(Event.position.is_(None)).values(position=Event.seq)
                         .execution_options(synchronize_session=False))
@@ -37,13 +40,14 @@ def assign_positions(session: Session) -> None:
         return  # another sequencer is numbering right now; its positions will be visible shortly
     session.execute(text(
         """
-        UPDATE events SET position = numbered.position
-        FROM (
+        WITH numbered AS MATERIALIZED (
             SELECT seq, created_at, nextval('events_position_seq') AS position
             FROM (SELECT seq, created_at FROM events
                   WHERE position IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
                   ORDER BY seq) AS ready
-        ) AS numbered
+        )
+        UPDATE events SET position = numbered.position
+        FROM numbered
         WHERE events.seq = numbered.seq AND events.created_at = numbered.created_at
           AND events.position IS NULL
         """
