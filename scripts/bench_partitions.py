@@ -190,6 +190,7 @@ class Measures:
             raise BenchError("not enough coupons")
         self.raw = psycopg.connect(database.url, autocommit=True)
         self.rounds_paged = 0
+        self.sizes: dict[tuple, list[int]] = {}  # events per page, by (key, tail)
 
     def statement(self, round_: int) -> list[float]:
         """The redeem's one statement (`redeem.write`) on an autocommit connection."""
@@ -221,7 +222,10 @@ class Measures:
         with self.d.app.app_context():  # the opaque cursors the API gives for these positions
             cursors = [number_token("events", last - 50 if tail else rng.randint(first, max(first, last - 150)))
                        for _ in range(pages)]
-        return timed(lambda i: self.d.call("GET", f"events?after={cursors[i]}&limit=100", key=key), pages)
+        def one(i: int) -> None:
+            page = self.d.call("GET", f"events?after={cursors[i]}&limit=100", key=key)
+            self.sizes.setdefault((key, tail), []).append(len(page["data"]))
+        return timed(one, pages)
 
 
 def bench(args: argparse.Namespace, _procs) -> int:
@@ -243,6 +247,7 @@ def bench(args: argparse.Namespace, _procs) -> int:
         for m in measures.values():  # warm: caches, prepared statements, the app's first requests
             m.pages(None, 20, tail=False)
             m.pages(m.d.manager, 20, tail=False)
+            m.sizes.clear()
         times: dict[tuple[str, str], list[float]] = {(k, op): [] for k in measures for op in names}
         for round_ in range(args.rounds):  # alternating, so a drift of the machine weighs on both
             for which in (("empty", "full") if round_ % 2 == 0 else ("full", "empty")):
@@ -258,6 +263,10 @@ def bench(args: argparse.Namespace, _procs) -> int:
             e, f = statistics.median(times["empty", op]), statistics.median(times["full", op])
             rows.append((title, f"{e * 1e3:.3f} / {f * 1e3:.3f} ms = {f / e:.3f}", "<= 1.10"))
         table(f"median per operation, empty / {args.rows:,} rows = ratio to the ceiling", rows)
+        for which, m in measures.items():  # what the pages held: the same on both, or no comparison
+            log(f"  events per page, {which}: " + ", ".join(
+                f"{'tail' if tail else 'merchant' if key else 'platform'} {min(n)}-{max(n)}"
+                for (key, tail), n in m.sizes.items()))
         for m in measures.values():
             m.raw.close()
     finally:
