@@ -35,7 +35,7 @@ from couponsvc.redeem.write import Write, write
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/"
 ORDER = 100  # coupons per order
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = "redis://127.0.0.1:6379/10"  # of its own (scripts/test uses 13; bench_* 11, 12, 14, 15)
 MERCHANTS = 97  # the generated rows' other merchants; one row in 100 is the measured one's
 
 
