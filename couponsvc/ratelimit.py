@@ -79,8 +79,9 @@ def client_address() -> str:
 
 def budget_subjects(key_id: str | None) -> tuple[str, ...]:
     """This request's budgets as `lookup_blocks` names them, for a statement that reads
-    the table itself (`guarded_lookup(..., in_statement=True)`); () when not limiting."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
+    the table itself (`guarded_lookup(..., in_statement=True)`); () when not limiting or
+    where budgets are not kept there (SQLite)."""
+    if not (current_app.config["RATELIMIT_ENABLED"] and _mirrored()):
         return ()
     return tuple(lookup_blocks.subject(kind, identity) for _item, kind, identity in _buckets(key_id))
 
@@ -89,15 +90,13 @@ def budget_subjects(key_id: str | None) -> tuple[str, ...]:
 def guarded_lookup(key_id: str | None, *, in_statement: bool = False):
     """Refuse a look-up (429) while its key or address is over budget; count a failed one.
 
-    A look-up asks once before it runs whether a budget is used up, and once more only
-    when it fails. `in_statement`: the look-up is the redeem, whose statement refuses
-    while a budget is used up (`budget_subjects`, PostgreSQL) and whose domain function
-    then raises `lookup_blocks.BudgetUsedUp`: nothing is asked before it, and a failure
-    found before its statement ran (a mistyped code, a forged QR) asks afterwards.
+    A look-up asks whether a budget is used up before it runs. `in_statement`: the look-up
+    is the redeem, whose statement refuses while a budget is used up (`budget_subjects`,
+    PostgreSQL) and whose domain function, when it failed, asks and raises
+    `lookup_blocks.BudgetUsedUp`: nothing is asked here.
     """
     enabled = current_app.config["RATELIMIT_ENABLED"]
-    in_statement = in_statement and _mirrored()
-    if enabled and not in_statement:
+    if enabled and not (in_statement and _mirrored()):
         _refuse_over_budget(key_id)
     try:
         yield
@@ -106,8 +105,6 @@ def guarded_lookup(key_id: str | None, *, in_statement: bool = False):
         raise
     except DomainError as error:
         if enabled and error.code in FAILED_LOOKUPS:
-            if in_statement:
-                _refuse_over_budget(key_id)
             _count(key_id, 1)
         raise
 

@@ -54,9 +54,14 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
     stored under that Idempotency-Key by the same statement (`write.py`); a concurrent
     request that holds the key is `idempotency_key_in_use`, and nothing was written.
     With a `connection` (PostgreSQL, in autocommit) the statement runs and commits on it."""
-    target = resolve(scan, ring)
+    now = utcnow()
+    try:
+        target = resolve(scan, ring)
+    except DomainError:  # a mistyped code or a forged QR: refused by the budget first
+        _refuse_over_budget(session, scan, now)
+        raise
     principal = scan.principal
-    w = Write(code=target.code, uses=scan.uses, now=utcnow(), store_id=target.store_id,
+    w = Write(code=target.code, uses=scan.uses, now=now, store_id=target.store_id,
               merchant_id=principal.merchant_scope,
               campaign_id=target.campaign_id, redemption_id=new_id("red"), event_id=new_id("evt"),
               api_key_id=principal.key_id, device_id=scan.device_id, claim=claim,
@@ -69,11 +74,17 @@ def redeem(session: Session, scan: Scan, ring: KeyRing, claim: Claim | None = No
     if row is None:
         if not key_is_live(session, principal.key_id):
             raise DomainError("unauthenticated", say("The API key was revoked"))
-        if scan.budgets:  # the statement refuses while one is used up: 429, not the refusal
-            refuse_if_used_up(session, scan.budgets, w.now)
+        _refuse_over_budget(session, scan, now)
         raise refusal(session, principal, target, scan.uses, w.now)
     return _redeemed(row._asdict(), {"id": w.redemption_id, "store_id": target.store_id,
                                      "uses": scan.uses, "redeemed_at": w.now, "device_id": scan.device_id})
+
+
+def _refuse_over_budget(session: Session, scan: Scan, now: datetime) -> None:
+    """429 while one of the caller's budgets is used up (the statement changes nothing
+    then), rather than a refusal that would tell a guess that hit from one that missed."""
+    if scan.budgets:
+        refuse_if_used_up(session, scan.budgets, now)
 
 
 def redeemed_from(snapshot: str) -> Redeemed:

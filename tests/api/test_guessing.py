@@ -141,6 +141,7 @@ def test_the_redeem_statement_refuses_a_key_over_budget_without_the_counts(clien
     redis.Redis.from_url(REDIS_URL).flushdb()
     for _ in range(2):
         _refused(shop.redeem(real, key=shop.scanner))
+    _refused(shop.redeem("ABCD", key=shop.scanner))  # refused before its statement: asked after
     _refused(client.post("redemptions/validate", {"code": real}, key=shop.scanner))
     coupon = client.ok(client.get(f"coupons/{real}", key=shop.manager))
     assert coupon["uses_left"] == coupon["uses_total"]
