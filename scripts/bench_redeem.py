@@ -150,25 +150,38 @@ def run_wrk(wrk: str, server: Server, codes: list[str], seconds: int, out: Path,
             "--timeout", "10s", "-s", str(BENCH_DIR / "redeem.lua"), server.url, "--",
             script_args[0], str(codes_file), str(WRK_THREADS), *script_args[1:]]
     dbname = conninfo_to_dict(db_url).get("dbname")
-    with Meter({"app": server.pids,
-                "PostgreSQL": lambda: [(p, False) for p in postgres_pids(dbname)]},
-               own="wrk") as meter, \
-            PgSampler(db_url) as sessions:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120,
-                              check=False)
-    (out / f"wrk-{label}.txt").write_text(done.stdout + done.stderr)
-    match = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or not match:
-        raise BenchError(f"wrk ({label}) exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    result = WrkResult(label, json.loads(match.group(1)), meter, sessions.describe())
+    result = measure_wrk(argv, {"app": server.pids,
+                                "PostgreSQL": lambda: [(p, False) for p in postgres_pids(dbname)]},
+                         "wrk", db_url, seconds, out, label)
     d = result.data
     log(f"  {label}: {result.ok:,} redeemed in {result.seconds:.2f} s = {result.rate:,.0f} "
         f"redeems/s; latency p50 {result.ms('p50'):.1f} ms, p90 {result.ms('p90'):.1f} ms, "
         f"p99 {result.ms('p99'):.1f} ms, max {result.ms('max'):.1f} ms")
     log(f"    statuses {d['statuses']}; codes loaded {d['codes_loaded']:,}, answered "
         f"{d['answered']:,}; CPU per redeem: {result.cpu_per_redeem()}")
-    log(f"    {meter.describe()}")
+    log(f"    {result.meter.describe()}")
     log(f"    PostgreSQL sessions (mean count by state): {result.sessions}")
+    log_wrk_trouble(result)
+    return result
+
+
+def measure_wrk(argv: list[str], groups: dict[str, object], own: str, db_url: str, seconds: int,
+                out: Path, label: str) -> WrkResult:
+    """Run wrk with scripts/bench/redeem.lua under a Meter of `groups` and a PgSampler; its
+    WRK_RESULT line, with the output kept in `out`."""
+    with Meter(groups, own=own) as meter, PgSampler(db_url) as sessions:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120,
+                              check=False)
+    (out / f"wrk-{label}.txt").write_text(done.stdout + done.stderr)
+    match = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or not match:
+        raise BenchError(f"wrk ({label}) exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return WrkResult(label, json.loads(match.group(1)), meter, sessions.describe())
+
+
+def log_wrk_trouble(result: WrkResult) -> None:
+    """What makes a run's figures doubtful: non-2xx answers, socket errors, coupons run out."""
+    d = result.data
     errors = {k: v for k, v in d["errors"].items() if v and k != "status"}
     if result.non_2xx:
         log(f"    NON-2xx answers: {result.non_2xx}")
@@ -177,7 +190,6 @@ def run_wrk(wrk: str, server: Server, codes: list[str], seconds: int, out: Path,
     if d["exhausted_threads"]:
         log(f"    WARNING: {d['exhausted_threads']} wrk thread(s) ran out of coupons and stopped "
             f"early ({d['extra']} extra answers not counted); raise --codes-per-second")
-    return result
 
 
 def clone_coupons(db_url: str, template_code: str, count: int, tag: str) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -47,7 +46,15 @@ from bench.common import (
     table,
     wait_http,
 )
-from bench_redeem import GUNICORN_CONFIG, PgSampler, WrkResult, ensure_wrk, run_bulk, run_pgbench
+from bench_redeem import (
+    GUNICORN_CONFIG,
+    WrkResult,
+    ensure_wrk,
+    log_wrk_trouble,
+    measure_wrk,
+    run_bulk,
+    run_pgbench,
+)
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -228,22 +235,15 @@ def run_load(wrk: str, haproxy: Server, nodes: list[Server], worker: subprocess.
               "worker": lambda: [(worker.pid, False), *((p, False) for p in children(worker.pid))],
               **pg_groups(dbname)}
     before = busy_per_cpu()
-    with Meter(groups, own="wrk and this script") as meter, PgSampler(db_url) as sessions:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120,
-                              check=False)
+    result = measure_wrk(argv, groups, "wrk and this script", db_url, seconds, out, label)
+    meter = result.meter
     after = busy_per_cpu()
-    (out / f"wrk-{label}.txt").write_text(done.stdout + done.stderr)
-    match = re.search(r"^WRK_RESULT (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or not match:
-        raise BenchError(f"wrk ({label}) exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    result = WrkResult(label, json.loads(match.group(1)), meter, sessions.describe())
     pg_core, web_cores = int(cores[0]), [int(c) for c in cores[1].split(",")]
     step = Step(len(nodes), result, meter.wall,
                 (after[pg_core] - before[pg_core]) / meter.wall,
                 sum(after[c] - before[c] for c in web_cores) / meter.wall / len(web_cores),
                 (meter.used["PostgreSQL"] + meter.used["PostgreSQL server"]) / meter.wall,
                 meter.used["PostgreSQL"] / meter.wall)
-    d = result.data
     log(f"  {label}: {result.ok:,} redeemed in {result.seconds:.2f} s = {result.rate:,.0f} "
         f"redeems/s; p50 {result.ms('p50'):.1f} ms, p99 {result.ms('p99'):.1f} ms")
     log(f"    CPU per redeem: app {step.app_ms:.2f} ms, PostgreSQL {step.pg_ms:.2f} ms; "
@@ -251,13 +251,7 @@ def run_load(wrk: str, haproxy: Server, nodes: list[Server], worker: subprocess.
         f"web core busy {step.web_core_busy:.2f}")
     log(f"    {meter.describe()}")
     log(f"    PostgreSQL sessions (mean count by state): {result.sessions}")
-    if result.non_2xx:
-        log(f"    NON-2xx answers: {result.non_2xx}")
-    errors = {k: v for k, v in d["errors"].items() if v and k != "status"}
-    if errors:
-        log(f"    socket errors/timeouts: {errors}")
-    if d["exhausted_threads"]:
-        log("    WARNING: wrk ran out of coupons and stopped early; raise --codes-per-second")
+    log_wrk_trouble(result)
     return step
 
 
