@@ -10,8 +10,10 @@ COUPONSVC_TEST_REDIS_URL names one.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from couponsvc import create_app
+from couponsvc import create_app, timeutil
 from couponsvc.config import database_url
 from couponsvc.data_keys import new_key as new_data_key
 from couponsvc.extensions import db
@@ -61,8 +63,14 @@ def database_uri(tmp_path_factory):
     if BACKEND == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'couponsvc.sqlite3'}"
         return
+    yield from scratch_database("couponsvc_test")
+
+
+def scratch_database(prefix: str):
+    """A generator fixture's body: the URL of a new, empty PostgreSQL database named
+    `<prefix>_<random>`, dropped when the fixture ends."""
     admin_url = make_url(database_url(PG_URL))
-    name = f"couponsvc_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
@@ -142,6 +150,25 @@ def _empty_tables():
 @pytest.fixture
 def client(app):
     return Client(app)
+
+
+class Clock:
+    """couponsvc's clock: the real time until `stopped_at` is set."""
+
+    stopped_at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.stopped_at or datetime.now(UTC)
+
+
+@pytest.fixture
+def clock(app, monkeypatch) -> Clock:
+    """Stands in for `timeutil.utcnow` in every couponsvc module that imported it."""
+    clock, real = Clock(), timeutil.utcnow
+    for name, module in list(sys.modules.items()):
+        if name.startswith("couponsvc") and getattr(module, "utcnow", None) is real:
+            monkeypatch.setattr(module, "utcnow", clock)
+    return clock
 
 
 def pytest_configure(config):

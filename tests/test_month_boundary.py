@@ -6,13 +6,11 @@ lands in its month's partition (migration 0015), a delivery in its event's, and 
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
-from couponsvc import timeutil
 from couponsvc.extensions import db
 from couponsvc.partitions import add_months, month_of, partition_name
 from tests.factories import Shop, iso
@@ -22,22 +20,6 @@ pytestmark = pytest.mark.config(ALLOW_PRIVATE_WEBHOOK_TARGETS=True)
 # the first instant of next month: its partition was made by the migration (months ahead)
 TURN = datetime.combine(add_months(month_of(datetime.now(UTC)), 1), datetime.min.time(), UTC)
 
-
-class Clock:
-    stopped_at: datetime | None = None
-
-    def __call__(self) -> datetime:
-        return self.stopped_at or datetime.now(UTC)
-
-
-@pytest.fixture
-def clock(app, monkeypatch) -> Clock:
-    """Stands in for `timeutil.utcnow` in every couponsvc module that imported it."""
-    clock, real = Clock(), timeutil.utcnow
-    for name, module in list(sys.modules.items()):
-        if name.startswith("couponsvc") and getattr(module, "utcnow", None) is real:
-            monkeypatch.setattr(module, "utcnow", clock)
-    return clock
 
 
 def _rows(app, sql: str) -> list:

@@ -8,22 +8,19 @@ backends.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from couponsvc import retention
-from couponsvc.config import database_url
 from couponsvc.extensions import db
 from couponsvc.outbox.emit import emit
 from couponsvc.outbox.feed import read_events
 from couponsvc.partitions import add_months, month_of, partition_name
-from tests.conftest import PG_URL, make_app
+from tests.conftest import make_app, scratch_database
 
 NOW = datetime.now(UTC)
 THIS_MONTH = month_of(NOW)
@@ -38,15 +35,7 @@ postgresql_only = pytest.mark.postgresql  # SQLite keeps plain tables: its pass 
 @pytest.fixture
 def own_database(instance_path):
     """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    admin_url = make_url(database_url(PG_URL))
-    name = f"couponsvc_partitions_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from scratch_database("couponsvc_partitions")
 
 
 def _migrate(url: str, instance_path: str, revision: str, down: bool = False):

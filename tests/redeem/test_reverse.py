@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from couponsvc import timeutil
 from tests.factories import Shop, problem
 
 
@@ -15,24 +13,6 @@ from tests.factories import Shop, problem
 def shop(client):
     return Shop(client)
 
-
-class Clock:
-    """couponsvc's clock: the real time until `stopped_at` is set."""
-
-    stopped_at: datetime | None = None
-
-    def __call__(self) -> datetime:
-        return self.stopped_at or datetime.now(UTC)
-
-
-@pytest.fixture
-def clock(app, monkeypatch) -> Clock:
-    """Stands in for `timeutil.utcnow` in every couponsvc module that imported it."""
-    clock, real = Clock(), timeutil.utcnow
-    for name, module in list(sys.modules.items()):
-        if name.startswith("couponsvc") and getattr(module, "utcnow", None) is real:
-            monkeypatch.setattr(module, "utcnow", clock)
-    return clock
 
 
 def _reverse(client, redemption: dict, key: str):
