@@ -87,12 +87,10 @@ def partitions():
     """Run the daily upkeep now: the next months' partitions made, those older than
     COUPONSVC_RETENTION_MONTHS dropped (never one holding an open delivery), expired
     idempotency records and look-up blocks deleted (docs/operations.md)."""
-    from .retention import run
+    from .retention import run_as_configured
     from .timeutil import utcnow
 
-    config = current_app.config
-    done = run(db.session, utcnow(), retention_months=config["RETENTION_MONTHS"],
-               idempotency_ttl=config["IDEMPOTENCY_TTL"])
+    done = run_as_configured(db.session, utcnow(), current_app.config)
     for name in done.partitions.created:
         click.echo(f"created {name}")
     for name in done.partitions.dropped:

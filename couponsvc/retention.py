@@ -40,3 +40,9 @@ def run(session: Session, now: datetime, *, retention_months: int, idempotency_t
     done.lookup_blocks = session.execute(delete(blocks).where(blocks.c.until < now)).rowcount
     session.commit()
     return done
+
+
+def run_as_configured(session: Session, now: datetime, config) -> Upkeep:
+    """`run` with the deployment's settings (`RETENTION_MONTHS`, `IDEMPOTENCY_TTL`)."""
+    return run(session, now, retention_months=config["RETENTION_MONTHS"],
+               idempotency_ttl=config["IDEMPOTENCY_TTL"])

@@ -14,9 +14,7 @@ from .job import job
 
 @job(tasks.PARTITIONS)
 def partitions() -> dict:
-    config = current_app.config
-    done = retention.run(db.session, utcnow(), retention_months=config["RETENTION_MONTHS"],
-                         idempotency_ttl=config["IDEMPOTENCY_TTL"])
+    done = retention.run_as_configured(db.session, utcnow(), current_app.config)
     return {"created": done.partitions.created, "dropped": done.partitions.dropped,
             "kept": done.partitions.kept, "moved": done.partitions.moved,
             "idempotency_keys": done.idempotency_keys, "lookup_blocks": done.lookup_blocks}
