@@ -15,6 +15,9 @@ What it adds to gunicorn's defaults:
   master; off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`couponsvc/tracing.py`).
 - Logs: gunicorn's own lines in the app's format (`COUPONSVC_LOG_FORMAT`, JSON by
   default); no gunicorn access log, the app writes its own (route template, request id).
+  gunicorn takes any `logconfig_dict` to mean an access log is wanted and builds one
+  for every request (15 µs of CPU, about a hundredth of a redeem's) even when it
+  has nowhere to go: `logger_class` tells it there is none.
 """
 
 from __future__ import annotations
@@ -22,11 +25,26 @@ from __future__ import annotations
 import os
 import shutil
 
+from gunicorn.glogging import Logger
+
 from couponsvc.metrics import multiprocess
 from couponsvc.tracing import MASTER_PID_VARIABLE
 
 wsgi_app = "couponsvc:create_app()"
 accesslog = None
+
+
+class NoAccessLogLogger(Logger):
+    """gunicorn's logger without its access log: the app writes the access line."""
+
+    def _compute_access_log_enabled(self) -> bool:
+        return False
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = NoAccessLogLogger
 
 # The directory is named at once: a worker (or the master, with --preload) imports
 # prometheus_client only after this, and its counters then write there.
