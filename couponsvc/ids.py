@@ -11,7 +11,8 @@ reads its clock outside its lock, so two threads could otherwise pass each other
 an NTP step back would restart the order). Processes draw independently: across
 processes, ids made in the same millisecond are in random order. A forked child
 (gunicorn, RQ's work horse) starts a generator of its own, so it cannot continue its
-parent's last id exactly as a sibling does.
+parent's last id exactly as a sibling does. The random bits come from
+`randomness.take`, a page of `os.urandom` at a time (a draw per id let go of the GIL).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import threading
 import time
 
 from ulid import ULIDGenerator
+
+from . import randomness
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -36,7 +39,11 @@ def _clock() -> int:
 def _new_generator() -> ULIDGenerator:
     # StrictMonotonicPolicy (the default): in one millisecond, each id is the previous
     # plus 1; it raises rather than wrap when the 80 bits run out (~2**79 ids on average).
-    return ULIDGenerator(clock=_clock)
+    return ULIDGenerator(clock=_clock, randomness=_random_part)
+
+
+def _random_part(_timestamp: int) -> bytes:
+    return randomness.take(10)  # 80 bits
 
 
 _generator = _new_generator()

@@ -13,9 +13,10 @@ Nothing here imports Flask: the web hooks are in `couponsvc/logs/access.py`.
 
 from __future__ import annotations
 
-import os
 import re
 from contextvars import ContextVar, Token
+
+from . import randomness
 
 HEADER = "X-Request-ID"
 _SANE = re.compile(r"[A-Za-z0-9._:+/=-]{8,128}")
@@ -30,7 +31,7 @@ def accept(raw: str | None) -> str:
 
 
 def new() -> str:
-    return os.urandom(16).hex()
+    return randomness.take(16).hex()
 
 
 def current() -> str | None:
