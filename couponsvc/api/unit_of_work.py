@@ -56,6 +56,7 @@ from ..models import ApiKey, IdempotencyRecord
 from ..models.idempotency import Claim
 from ..principal import key_is_live
 from ..qr_keys import data_keys
+from ..statement_pool import statement_pool
 from ..timeutil import utcnow
 from .schemas.common import storable
 
@@ -119,11 +120,10 @@ def idempotency_claim() -> Claim | None:
 def statement_connection() -> psycopg.Connection | None:
     """The psycopg connection, in autocommit, that a `@single_statement` view's statement
     runs and commits on; None when it runs in the session's transaction (SQLite, a
-    second try). It is the pool's DB-API connection itself, not a session's: a session's
-    connection in AUTOCOMMIT, set up and reset through SQLAlchemy's layers on every
-    request, cost about a tenth of a redeem's CPU."""
+    second try). It is lent by the statement pool (`couponsvc/statement_pool.py`), whose
+    connections are always in autocommit."""
     lent = g.get("couponsvc_autocommit")
-    return None if lent is None else lent.driver_connection
+    return None if lent is None else lent[1]
 
 
 _RENDERERS: dict[str, Callable[[str], Response]] = {}
@@ -140,16 +140,12 @@ def _one_statement(view) -> bool:
 
 
 def _autocommit() -> None:
-    """Lend the view a pooled connection in autocommit (`statement_connection`)."""
+    """Lend the view a connection in autocommit (`statement_connection`)."""
     if _has_session() and db.session().in_transaction():  # authentication read the key
         db.session.commit()  # ... end that transaction
-    lent = db.engine.raw_connection()
-    try:
-        lent.driver_connection.autocommit = True
-    except BaseException:
-        lent.close()
-        raise
-    g.couponsvc_autocommit = lent
+    config = current_app.config
+    pool = statement_pool(db.engine, config["DB_POOL_SIZE"], config["DB_PREPARE"])
+    g.couponsvc_autocommit = (pool, pool.getconn())
 
 
 def _has_session() -> bool:
@@ -159,16 +155,11 @@ def _has_session() -> bool:
 
 
 def _give_back() -> None:
-    """Return the lent connection to the pool as the pool's other users expect it."""
+    """Return the lent connection to its pool (which throws it away if it broke)."""
     lent = g.pop("couponsvc_autocommit", None)
-    if lent is None:
-        return
-    try:
-        lent.driver_connection.autocommit = False
-    except psycopg.Error:  # the connection broke under the statement: never to be lent again
-        lent.invalidate()
-    finally:
-        lent.close()
+    if lent is not None:
+        pool, connection = lent
+        pool.putconn(connection)
 
 
 def _run(view, args, kwargs) -> Response:

@@ -1,12 +1,16 @@
-"""The PostgreSQL redeem runs its one statement on a pooled connection lent in autocommit
-(`unit_of_work.statement_connection`); the pool must get it back as it lent it, or the
-next request's transaction on it would commit statement by statement."""
+"""The PostgreSQL redeem runs its one statement on a connection in autocommit, lent by the
+statement pool (`couponsvc/statement_pool.py`, `unit_of_work.statement_connection`); the
+engine's pool never lends one in autocommit, or the next request's transaction on it
+would commit statement by statement."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from sqlalchemy import event, text
 
 from couponsvc.extensions import db
+from couponsvc.statement_pool import statement_pool
 from tests.factories import Shop, problem
 
 pytestmark = pytest.mark.postgresql
@@ -38,3 +42,59 @@ def test_the_connection_goes_back_to_the_pool_out_of_autocommit(app, client):
     problem(_redeem(client, shop, "U447K3JJ456K", "till-2"), 404, "coupon_not_found")
     flags = _pooled_autocommit(app)
     assert flags and not any(flags)
+
+
+def test_the_statement_runs_on_the_statement_pool_not_the_engines(app, client):
+    """The redeem borrows nothing from SQLAlchemy's pool (its key is known from memory),
+    and its statement runs on a connection of the statement pool, in autocommit."""
+    shop = Shop(client)
+    first, second = shop.coupons(2)
+    client.ok(_redeem(client, shop, first["code"]), 201)  # the key is remembered now
+    with app.app_context():
+        engine = db.engine
+    checkouts = []
+
+    def count(*args):
+        checkouts.append(args)
+
+    event.listen(engine, "checkout", count)
+    try:
+        client.ok(_redeem(client, shop, second["code"]), 201)
+    finally:
+        event.remove(engine, "checkout", count)
+    assert checkouts == []
+    pool = statement_pool(engine, 1, True)
+    with pool.connection() as connection:
+        assert connection.autocommit
+    assert pool.get_stats()["requests_num"] >= 2
+
+
+def test_the_statement_pool_closes_with_the_engine_and_a_new_one_serves_after(app, client):
+    shop = Shop(client)
+    first, second = shop.coupons(2)
+    client.ok(_redeem(client, shop, first["code"]), 201)
+    with app.app_context():
+        engine = db.engine
+        pool = statement_pool(engine, 1, True)
+        engine.dispose()
+    assert pool.closed
+    client.ok(_redeem(client, shop, second["code"]), 201)
+    with app.app_context():
+        assert statement_pool(db.engine, 1, True) is not pool
+
+
+@pytest.mark.config(DB_POOL_SIZE=1)  # the statement pool holds one connection, the one ended
+def test_a_connection_the_server_ended_is_thrown_away(app, client):
+    shop = Shop(client)
+    coupons = shop.coupons(3)
+    client.ok(_redeem(client, shop, coupons[0]["code"]), 201)
+    with app.app_context():
+        pool = statement_pool(db.engine, 1, True)
+        with pool.connection() as connection:
+            pid = connection.info.backend_pid
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    # the statement on the dead connection fails (a 500; the test client raises it) ...
+    with pytest.raises(psycopg.OperationalError):
+        _redeem(client, shop, coupons[1]["code"])
+    client.ok(_redeem(client, shop, coupons[2]["code"]), 201)  # ... the next gets a live one
