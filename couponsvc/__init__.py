@@ -26,7 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     require_production_settings(app.config)
     from .logs.setup import configure as configure_logs
 
-    configure_logs(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    configure_logs(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"], app.config["LOG_WRITE_MS"])
     _configure(app)
     if app.config["TRUSTED_PROXIES"]:  # the client address is taken from that many X-Forwarded-For hops
         from werkzeug.middleware.proxy_fix import ProxyFix
