@@ -40,7 +40,11 @@ PAGE_PREFIXES = ("/admin", "/scan", "/d", "/embed")
 
 def is_page(path: str) -> bool:
     """A page for people (the admin, the scanner, the landing page), not the JSON API."""
-    return path == "/" or any(path == p or path.startswith(f"{p}/") for p in PAGE_PREFIXES)
+    return path in _PAGE_PATHS or path.startswith(_PAGE_STARTS)
+
+
+_PAGE_PATHS = frozenset(("/", *PAGE_PREFIXES))
+_PAGE_STARTS = tuple(f"{prefix}/" for prefix in PAGE_PREFIXES)
 
 
 def select_language() -> str:
@@ -48,7 +52,11 @@ def select_language() -> str:
     people: the `lang` cookie (the language switch), else `Accept-Language`, else Chinese."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
-    if is_page(request.path):
+    return _language(is_page(request.path))
+
+
+def _language(page: bool) -> str:
+    if page:
         chosen = request.cookies.get(LANGUAGE_COOKIE)
         if chosen in LANGUAGES:
             return chosen
@@ -57,7 +65,7 @@ def select_language() -> str:
 
 
 def _accepted() -> str | None:
-    return _accepted_in(request.headers.get("Accept-Language", ""))
+    return _accepted_in(request.environ.get("HTTP_ACCEPT_LANGUAGE", ""))
 
 
 @lru_cache(maxsize=512)
@@ -81,19 +89,23 @@ def language() -> str:
 def _say_language(response: Response) -> Response:
     """Every answer names the language its words are in (problems set it themselves).
 
-    `select_language()` is what `get_locale()` would parse into a Locale (for every
-    answer, without building one); the Vary header is written as text unless it has one.
-    """
+    What `get_locale()` would parse into a Locale, without building one (for every
+    answer); the request's path is looked at once, the Vary header written as text
+    unless it has one."""
     headers = response.headers
+    page = is_page(request.path)
     if "Content-Language" not in headers:
-        headers["Content-Language"] = select_language()
-    vary = ("Accept-Language", "Cookie") if has_request_context() and is_page(request.path) else (
-        "Accept-Language",)  # Cookie: the language switch
+        headers["Content-Language"] = _language(page)
+    vary = _PAGE_VARY if page else _API_VARY
     if "Vary" in headers:
         response.vary.update(vary)
     else:
         headers["Vary"] = ", ".join(vary)
     return response
+
+
+_API_VARY = ("Accept-Language",)
+_PAGE_VARY = ("Accept-Language", "Cookie")  # Cookie: the language switch
 
 
 def translate(text: str | None) -> str | None:
