@@ -61,13 +61,14 @@ from ..timeutil import utcnow
 from .schemas.common import storable
 
 HEADER = "Idempotency-Key"
+_ENVIRON_HEADER = "HTTP_IDEMPOTENCY_KEY"  # the header as WSGI names it
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
 def unit_of_work(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(HEADER)
+        key = request.environ.get(_ENVIRON_HEADER)
         if key is None:
             return _run(view, args, kwargs)
         key = key.strip()
@@ -381,7 +382,9 @@ def _fingerprint() -> str:
     except RecursionError:
         body = raw
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), request.query_string, body):
+    environ = request.environ
+    for part in (environ["REQUEST_METHOD"].encode(), request.path.encode(),
+                 environ.get("QUERY_STRING", "").encode("latin-1"), body):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()

@@ -20,6 +20,7 @@ from .. import request_id, tracing
 from .formatting import TRUSTED
 
 log = logging.getLogger("couponsvc.access")
+_ENVIRON_HEADER = "HTTP_" + request_id.HEADER.upper().replace("-", "_")  # X-Request-ID
 UNMATCHED = "<unmatched>"  # the template of a path no route matched (a 404)
 
 
@@ -33,7 +34,7 @@ def init_app(app: Flask) -> None:
 
 
 def _begin() -> None:
-    rid = request_id.accept(request.headers.get(request_id.HEADER))
+    rid = request_id.accept(request.environ.get(_ENVIRON_HEADER))
     g.couponsvc_access = (time.perf_counter(), request_id.bind(rid))
 
 
