@@ -9,7 +9,8 @@ in autocommit from the start, and lending one costs a third of that.
 
 One pool per process and database, made when the first statement needs it, as large as
 the engine's (`COUPONSVC_DB_POOL_SIZE`: a process may hold that many connections more,
-docs/deployment.md), connected as the engine connects (its URL; `COUPONSVC_DB_PREPARE`).
+docs/deployment.md), connected as the engine connects: its URL and its `connect_args`
+(`COUPONSVC_DB_PREPARE=off` is set there, `couponsvc/__init__.py`).
 It is closed with the engine (`Engine.dispose()`). A broken connection handed back is
 thrown away by the pool, and a new one made for the next statement.
 """
@@ -29,20 +30,21 @@ _POOLS: weakref.WeakKeyDictionary[Engine, ConnectionPool] = weakref.WeakKeyDicti
 _made = threading.Lock()
 
 
-def statement_pool(engine: Engine, size: int, prepare: bool) -> ConnectionPool:
-    """The pool of `engine`'s database, made the first time it is asked for."""
+def statement_pool(engine: Engine, size: int, connect_args: dict) -> ConnectionPool:
+    """The pool of `engine`'s database, made the first time it is asked for; its
+    connections get the engine's `connect_args`, and autocommit."""
     pool = _POOLS.get(engine)
     if pool is None:
         with _made:
             pool = _POOLS.get(engine)
             if pool is None:
-                pool = _POOLS[engine] = _open(engine, size, prepare)
+                pool = _POOLS[engine] = _open(engine, size, connect_args)
     return pool
 
 
-def _open(engine: Engine, size: int, prepare: bool) -> ConnectionPool:
+def _open(engine: Engine, size: int, connect_args: dict) -> ConnectionPool:
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    kwargs = {"autocommit": True, **({} if prepare else {"prepare_threshold": None})}
+    kwargs = {**connect_args, "autocommit": True}
     pool = ConnectionPool(url, min_size=1, max_size=size, kwargs=kwargs, num_workers=1, open=False,
                           timeout=WAIT_SECONDS, name="couponsvc-statements")
     pool.open(wait=False)

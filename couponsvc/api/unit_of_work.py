@@ -61,7 +61,7 @@ from ..timeutil import utcnow
 from .schemas.common import storable
 
 HEADER = "Idempotency-Key"
-_ENVIRON_HEADER = "HTTP_IDEMPOTENCY_KEY"  # the header as WSGI names it
+_ENVIRON_HEADER = "HTTP_" + HEADER.upper().replace("-", "_")  # as WSGI names the header
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
@@ -145,7 +145,8 @@ def _autocommit() -> None:
     if _has_session() and db.session().in_transaction():  # authentication read the key
         db.session.commit()  # ... end that transaction
     config = current_app.config
-    pool = statement_pool(db.engine, config["DB_POOL_SIZE"], config["DB_PREPARE"])
+    pool = statement_pool(db.engine, config["DB_POOL_SIZE"],
+                          config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}))
     g.couponsvc_autocommit = (pool, pool.getconn())
 
 

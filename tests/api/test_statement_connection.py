@@ -63,7 +63,7 @@ def test_the_statement_runs_on_the_statement_pool_not_the_engines(app, client):
     finally:
         event.remove(engine, "checkout", count)
     assert checkouts == []
-    pool = statement_pool(engine, 1, True)
+    pool = statement_pool(engine, 1, {})
     with pool.connection() as connection:
         assert connection.autocommit
     assert pool.get_stats()["requests_num"] >= 2
@@ -75,12 +75,12 @@ def test_the_statement_pool_closes_with_the_engine_and_a_new_one_serves_after(ap
     client.ok(_redeem(client, shop, first["code"]), 201)
     with app.app_context():
         engine = db.engine
-        pool = statement_pool(engine, 1, True)
+        pool = statement_pool(engine, 1, {})
         engine.dispose()
     assert pool.closed
     client.ok(_redeem(client, shop, second["code"]), 201)
     with app.app_context():
-        assert statement_pool(db.engine, 1, True) is not pool
+        assert statement_pool(db.engine, 1, {}) is not pool
 
 
 @pytest.mark.config(DB_POOL_SIZE=1)  # the statement pool holds one connection, the one ended
@@ -89,7 +89,7 @@ def test_a_connection_the_server_ended_is_thrown_away(app, client):
     coupons = shop.coupons(3)
     client.ok(_redeem(client, shop, coupons[0]["code"]), 201)
     with app.app_context():
-        pool = statement_pool(db.engine, 1, True)
+        pool = statement_pool(db.engine, 1, {})
         with pool.connection() as connection:
             pid = connection.info.backend_pid
         db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -98,3 +98,15 @@ def test_a_connection_the_server_ended_is_thrown_away(app, client):
     with pytest.raises(psycopg.OperationalError):
         _redeem(client, shop, coupons[1]["code"])
     client.ok(_redeem(client, shop, coupons[2]["code"]), 201)  # ... the next gets a live one
+
+
+@pytest.mark.config(DB_PREPARE=False)
+def test_the_statement_pool_connects_as_the_engine_does(app, client):
+    """`COUPONSVC_DB_PREPARE=off` (PgBouncer before 1.22) reaches the statement's
+    connections too: the engine's connect_args are theirs."""
+    shop = Shop(client)
+    client.ok(_redeem(client, shop, shop.coupon()["code"]), 201)
+    with app.app_context():
+        pool = statement_pool(db.engine, 1, {})
+    with pool.connection() as connection:
+        assert connection.prepare_threshold is None and connection.autocommit
