@@ -115,14 +115,3 @@ def test_a_forked_child_does_not_write_its_parents_waiting_lines(tmp_path, monke
     lines = path.read_text().splitlines()
     assert sorted(lines) == ["INFO the child's", "INFO the parent's"]
 
-
-def test_gunicorn_sets_an_interval_unless_one_is_set(tmp_path):
-    import subprocess
-
-    read = ("import os, json; from couponsvc import gunicorn_conf; "
-            "print(json.dumps(os.environ['COUPONSVC_LOG_WRITE_MS']))")
-    base = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    for env, expected in ((base, '"100"'), ({**base, "COUPONSVC_LOG_WRITE_MS": "0"}, '"0"')):
-        done = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True,
-                              timeout=60, check=True)
-        assert done.stdout.strip() == expected
