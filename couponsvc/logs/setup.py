@@ -8,7 +8,7 @@ do) changes the one handler's format, never adds a second.
 Under gunicorn, lines below WARNING are written together (`COUPONSVC_LOG_WRITE_MS`,
 100 ms in `gunicorn_conf.py`; elsewhere each line at once): a write to standard error
 lets go of the GIL, and with gunicorn's threads each access line then cost a thread
-switch, more than the line itself (docs/benchmarks.md, "The redeem's thread switches").
+switch (docs/benchmarks.md, "The redeem's thread switches").
 """
 
 from __future__ import annotations
