@@ -44,6 +44,7 @@ from bench.common import (
     postgres_pids,
     problems,
     run,
+    settle,
     setup_database,
     start_gunicorn,
     start_py_spy,
@@ -55,6 +56,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 WRK_THREADS, WRK_CONNECTIONS = 2, 16
 PGBENCH_ROWS = 100_000
+WRITTEN = ("coupons", "orders", "customer_purchases", "idempotency_keys", "redemptions", "events",
+           "deliveries")  # the tables the orders and the redeems write, settled before each run
 GUNICORN_CONFIG = "python:couponsvc.gunicorn_conf"  # ours runs as in production
 
 
@@ -377,6 +380,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         share = codes[1 + n * per_run:1 + (n + 1) * per_run]
         warm, measured = share[:warm_n], share[warm_n:]
         label = f"ours-metrics-{variant}" + (f"-{n}" if len(variants) > 1 else "")
+        log(f"  {settle(r.db_url, WRITTEN)}")
         log(f"  COUPONSVC_METRICS={variant} (gunicorn -c {GUNICORN_CONFIG})")
         if args.warmup:
             run_wrk(wrk, ours, warm, args.warmup, r.out, f"{label}-warmup", r.db_url, ours_args)
@@ -398,6 +402,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     thin_codes = clone_coupons(r.db_url, measured[-1],
                                (args.duration + args.warmup) * args.codes_per_second * 2, r.tag)
     log(f"  {len(thin_codes):,} fresh coupons cloned in SQL from {measured[-1]}")
+    log(f"  {settle(r.db_url, WRITTEN)}")
     thin = start_gunicorn(procs, args, {**r.env, "THIN_POOL_SIZE": str(args.threads)}, r.out,
                           "thin", "thin_redeem:create_app()", ("POST", "/redeem/BENCH-PROBE", {409}))
     thin_warm_n = warm_n * 2

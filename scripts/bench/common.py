@@ -356,6 +356,26 @@ def start_gunicorn(procs: Processes, args: argparse.Namespace, env: dict[str, st
     return Server(proc, port, log_path)
 
 
+def settle(db_url: str, tables: tuple[str, ...], wait: float = 60.0) -> str:
+    """The database as calm for every contender: the rows the phase before wrote vacuumed
+    and analysed, its WAL checkpointed, and no autovacuum worker left on this database (up
+    to `wait` s). Otherwise the first contender measured after a phase of writes pays for
+    that phase's autovacuum and full-page writes (its CPU is counted as PostgreSQL's), and
+    a later one does not. What it did, for the log."""
+    started = time.perf_counter()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
+        conn.execute("CHECKPOINT")
+        deadline = time.monotonic() + wait
+        while conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+                "AND datname = current_database()").fetchone()[0]:
+            if time.monotonic() > deadline:
+                return f"settled in {time.perf_counter() - started:.1f} s; autovacuum still running"
+            time.sleep(0.2)
+    return f"settled in {time.perf_counter() - started:.1f} s (VACUUM ANALYZE, CHECKPOINT)"
+
+
 # ---------------------------------------------------------------- fixture and orders
 
 
