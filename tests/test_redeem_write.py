@@ -3,10 +3,12 @@ SQLite) leave the same rows and the same event; this test runs on both backends.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from couponsvc.extensions import db
 from couponsvc.models import Event, Redemption
+from couponsvc.redeem.write import text_array
 from tests.factories import Shop
 
 
@@ -44,3 +46,16 @@ def test_a_refused_redeem_writes_nothing(client, app):
     with app.app_context():
         assert db.session.execute(select(Redemption)).first() is None
         assert db.session.execute(select(Event).where(Event.type == "coupon.redeemed")).first() is None
+
+
+@pytest.mark.postgresql
+def test_budget_names_reach_postgresql_as_sent(app):
+    """The statement's budget names travel as PostgreSQL's text form of an array
+    (`write.text_array`): whatever a client address holds comes back element for element."""
+    names = [(), ("key:key_01",), ("key:key_01", "addr:2001:db8::1"),
+             ('addr:"quoted"', "addr:back\\slash", "addr:{brace},comma", "addr: space ", "addr:NULL",
+              "addr:地址")]
+    with app.app_context():
+        for items in names:
+            back = db.session.execute(text("SELECT CAST(:a AS text[])"), {"a": text_array(items)}).scalar_one()
+            assert back == list(items)
