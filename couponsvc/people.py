@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import ipaddress
 import math
 import re
 import secrets
@@ -43,6 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 
+from .address_identity import address_identity
 from .domain_error import DomainError, say
 from .models import AdminSession, AdminUser, Merchant
 from .principal import MANAGER, PLATFORM, Principal, visible
@@ -354,20 +354,6 @@ class Limiter:
 def _window_left(item: RateLimitItem, now: datetime) -> int:
     seconds = item.get_expiry()
     return max(1, seconds - int(now.timestamp()) % seconds)
-
-
-def address_identity(address: str) -> str:
-    """What an address's budget is counted under: an IPv6 address's /64 network (a client
-    holds all of it, so each of its addresses is no new client), else the address."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
-        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
-    return address
 
 
 def _email_identity(email: str) -> str:

@@ -7,7 +7,9 @@ or address answers `429 rate_limited` with `Retry-After` until the window resets
 hits included: otherwise someone guessing over budget would still be told which of
 their guesses are real coupons.
 The client address is `request.remote_addr`, which `COUPONSVC_TRUSTED_PROXIES`
-(werkzeug's ProxyFix, set up in `create_app`) takes from `X-Forwarded-For`.
+(werkzeug's ProxyFix, set up in `create_app`) takes from `X-Forwarded-For`; an IPv6
+client's budget is its /64's (`address_identity.py`: it may take a new address from it
+for every guess).
 Counting uses `limits`, the rate-limiting library under Flask-Limiter, with its
 Redis storage when `REDIS_URL` is set and memory otherwise, and a fixed window. The
 Redis storage is given the client of `redis_client.py` (Sentinel's primary for a
@@ -40,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import lookup_blocks
+from .address_identity import address_identity
 from .domain_error import DomainError
 from .extensions import db
 from .metrics.catalog import LOOKUPS_RATE_LIMITED
@@ -67,7 +70,7 @@ def init_app(app: Flask) -> None:
 
 def _buckets(key_id: str | None):
     per_key, per_address = current_app.extensions["couponsvc.lookup_limits"]
-    buckets = [(per_address, "addr", client_address())]
+    buckets = [(per_address, "addr", address_identity(client_address()))]
     if key_id is not None:
         buckets.insert(0, (per_key, "key", key_id))
     return buckets
