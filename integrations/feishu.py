@@ -13,8 +13,9 @@ signs anew.
 
 Feishu answers HTTP 200 with `{"code": 0, "msg": "success"}` (older bots:
 `"StatusCode": 0`); any other code is a refusal: 9499 and 11232 (too many requests) are
-retried after a minute, 19021 (signature or timestamp), 19022 (IP not allowed), 19024
-(keyword missing), 19001 (the hook's token is invalid) and the rest are permanent. A
+retried after a minute, unless the 9499 says `Bad Request` (a body Feishu cannot read);
+19021 (signature or timestamp), 19022 (IP not allowed), 19024 (keyword missing), 19001
+(the hook's token is invalid) and the rest are permanent. A
 custom bot takes 100 messages a minute and 5 a second (`rate_limits`); its request body
 is at most 20 KB: a card over it is shortened, its buttons kept.
 """
@@ -140,12 +141,21 @@ def answer(reply: http.Reply) -> Outcome:
                              excerpt=reply.excerpt)
     if code == 0 and 200 <= reply.status_code < 300:
         return http.outcome(reply)
-    if code in RETRYABLE:
+    if code in RETRYABLE and not _bad_request(code, found):
         raise RetryableError(f"Feishu code {code}: too many requests", status_code=reply.status_code,
                              excerpt=reply.excerpt, retry_after=RETRYABLE[code])
     if code == 0:
         http.raise_for_status(reply)
     raise PermanentError(f"Feishu code {code}", status_code=reply.status_code, excerpt=reply.excerpt)
+
+
+def _bad_request(code: int, found: dict) -> bool:
+    """Feishu answers 9499 both to a bot sending too fast (`too many request`) and to a body
+    it cannot read (`Bad Request`): the second would be refused again, however long it
+    waited. Only a `msg` that says so is taken for it; anything else is waited on, as
+    losing a message costs more than a few retries."""
+    message = found.get("msg") or found.get("StatusMessage")
+    return code == 9499 and isinstance(message, str) and message.strip().lower() == "bad request"
 
 
 def _code(found: Any) -> int | None:

@@ -82,6 +82,23 @@ def test_too_many_requests_is_retried_after_a_minute(receiver, context, code):
     assert waited.value.retry_after == 60
 
 
+@pytest.mark.parametrize("reply", [
+    (400, {"code": 9499, "msg": "Bad Request", "data": {}}),
+    (200, {"code": 9499, "msg": " bad request ", "data": {}}),
+])
+def test_a_body_feishu_cannot_read_is_refused_for_good(receiver, context, reply):
+    """9499 is also Feishu's answer to a body it cannot read: sending it again cannot help."""
+    receiver.answer(*reply)
+    with pytest.raises(PermanentError, match="9499"):
+        FeishuAdapter().deliver(make_event(), configure(receiver), context)
+
+
+def test_a_9499_that_does_not_say_what_it_is_is_waited_on(receiver, context):
+    receiver.answer(200, {"code": 9499, "data": {}})
+    with pytest.raises(RetryableError):
+        FeishuAdapter().deliver(make_event(), configure(receiver), context)
+
+
 def test_the_bots_own_rate_answer(receiver, context):
     bot = FakeFeishu(secret=SECRET, limit=(5, 3600.0))  # a long second: no race with the clock
     receiver.handler = bot
