@@ -196,7 +196,7 @@ def _params(w: Write) -> dict[str, Any]:
               "p_api_key_id": w.api_key_id, "p_redemption_id": w.redemption_id,
               "p_event_id": w.event_id, "p_device_id": w.device_id,
               "p_redeemed_at": w.now.isoformat(), "p_scanned_at": w.now.isoformat(),
-              "p_budgets": list(w.budgets)}
+              "p_budgets": text_array(w.budgets)}
     if w.claim is not None:
         params.update(p_claim_api_key_id=w.claim.api_key_id, p_claim_key=w.claim.key,
                       p_claim_hash=w.claim.request_hash)
@@ -208,7 +208,6 @@ def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
     sql, names, defaults = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
                                                  w.claim is not None)
     values = defaults | _params(w)
-    values["p_budgets"] = text_array(w.budgets)
     try:
         with RawCursor(raw, row_factory=namedtuple_row) as cursor:
             row = cursor.execute(sql, [values[name] for name in names]).fetchone()
