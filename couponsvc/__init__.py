@@ -28,6 +28,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     configure_logs(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"], app.config["LOG_WRITE_MS"])
     _configure(app)
+    if app.config["REDEEM_LANE"]:  # a till's redeem that succeeds, without Flask's layers
+        from .api.redeem_lane import RedeemLane
+
+        app.wsgi_app = RedeemLane(app, app.wsgi_app)
     if app.config["TRUSTED_PROXIES"]:  # the client address is taken from that many X-Forwarded-For hops
         from werkzeug.middleware.proxy_fix import ProxyFix
 

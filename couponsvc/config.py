@@ -184,6 +184,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_WORKER_METRICS_LISTEN", "WORKER_METRICS_LISTEN", None, _listen),
     Setting("COUPONSVC_LOG_FORMAT", "LOG_FORMAT", "json", _choice("json", "text")),
     Setting("COUPONSVC_ACCESS_LOG", "ACCESS_LOG", True, _bool),
+    Setting("COUPONSVC_REDEEM_LANE", "REDEEM_LANE", True, _bool),
     # lines below WARNING written together every this many ms; 0: each at once (logs/setup.py)
     Setting("COUPONSVC_LOG_WRITE_MS", "LOG_WRITE_MS", 0, lambda n, r: _int(n, r, minimum=0, maximum=5000)),
     Setting("COUPONSVC_LOG_LEVEL", "LOG_LEVEL", "INFO",

@@ -61,7 +61,12 @@ def _language(page: bool) -> str:
         if chosen in LANGUAGES:
             return chosen
         return _accepted() or PAGE_LANGUAGE
-    return _accepted() or DEFAULT_LANGUAGE
+    return api_language(request.environ)
+
+
+def api_language(environ: dict) -> str:
+    """The language of the API's answer to the request of this WSGI environ."""
+    return _accepted_in(environ.get("HTTP_ACCEPT_LANGUAGE", "")) or DEFAULT_LANGUAGE
 
 
 def _accepted() -> str | None:
@@ -105,6 +110,7 @@ def _say_language(response: Response) -> Response:
 
 
 _API_VARY = ("Accept-Language",)
+API_VARY = ", ".join(_API_VARY)  # the API's Vary header, of an answer that had none
 _PAGE_VARY = ("Accept-Language", "Cookie")  # Cookie: the language switch
 
 

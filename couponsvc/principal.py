@@ -148,9 +148,18 @@ def identify(session: Session, header: str | None) -> Principal:
 
     Only for a view whose one write re-checks the key in the same statement (`key_is_live`).
     """
+    return remembered(header) or authenticate(session, header)
+
+
+def remembered(header: str | None) -> Principal | None:
+    """`identify`'s answer when this process has seen the key, else None (it asks the
+    database nothing, and refuses nothing: a header that is no key is None too)."""
+    try:
+        key_hash = _hash_of(header)
+    except DomainError:
+        return None
     with _IDENTITIES_LOCK:
-        known = _IDENTITIES.get(_hash_of(header))
-    return known or authenticate(session, header)
+        return _IDENTITIES.get(key_hash)
 
 
 def key_is_live(session: Session, key_id: str) -> bool:

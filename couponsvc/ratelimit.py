@@ -68,9 +68,9 @@ def init_app(app: Flask) -> None:
     )
 
 
-def _buckets(key_id: str | None):
+def _buckets(key_id: str | None, address: str | None = None):
     per_key, per_address = current_app.extensions["couponsvc.lookup_limits"]
-    buckets = [(per_address, "addr", address_identity(client_address()))]
+    buckets = [(per_address, "addr", address_identity(address or client_address()))]
     if key_id is not None:
         buckets.insert(0, (per_key, "key", key_id))
     return buckets
@@ -80,13 +80,14 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def budget_subjects(key_id: str | None) -> tuple[str, ...]:
-    """This request's budgets as `lookup_blocks` names them, for a statement that reads
-    the table itself (`guarded_lookup(..., in_statement=True)`); () when not limiting or
-    where budgets are not kept there (SQLite)."""
+def budget_subjects(key_id: str | None, address: str) -> tuple[str, ...]:
+    """The budgets of a request from `address` (`client_address()`) as `lookup_blocks`
+    names them, for a statement that reads the table itself (`guarded_lookup(...,
+    in_statement=True)`); () when not limiting or where budgets are not kept there (SQLite)."""
     if not (current_app.config["RATELIMIT_ENABLED"] and _mirrored()):
         return ()
-    return tuple(lookup_blocks.subject(kind, identity) for _item, kind, identity in _buckets(key_id))
+    return tuple(lookup_blocks.subject(kind, identity)
+                 for _item, kind, identity in _buckets(key_id, address))
 
 
 @contextmanager

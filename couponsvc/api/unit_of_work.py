@@ -45,6 +45,7 @@ from functools import cache, wraps
 
 import psycopg
 from flask import Response, current_app, g, request
+from psycopg_pool import ConnectionPool
 from sqlalchemy import bindparam, exists, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -54,7 +55,7 @@ from ..errors import DomainError, domain_problem
 from ..extensions import db
 from ..models import ApiKey, IdempotencyRecord
 from ..models.idempotency import Claim
-from ..principal import key_is_live
+from ..principal import Principal, key_is_live
 from ..qr_keys import data_keys
 from ..statement_pool import statement_pool
 from ..timeutil import utcnow
@@ -71,16 +72,21 @@ def unit_of_work(view):
         key = request.environ.get(_ENVIRON_HEADER)
         if key is None:
             return _run(view, args, kwargs)
-        key = key.strip()
-        if not key or len(key) > 255 or not storable(key):
-            raise DomainError("bad_request", "Idempotency-Key must be 1 to 255 printable characters")
-        return _idempotent(view, args, kwargs, key)
+        return _idempotent(view, args, kwargs, checked_key(key))
 
     apidoc = getattr(wrapper, "_apidoc", {})
     manual = apidoc.setdefault("manual_doc", {})
     manual.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
     wrapper._apidoc = apidoc
     return wrapper
+
+
+def checked_key(raw: str) -> str:
+    """The `Idempotency-Key` a request sent (the header's value), or 400."""
+    key = raw.strip()
+    if not key or len(key) > 255 or not storable(key):
+        raise DomainError("bad_request", "Idempotency-Key must be 1 to 255 printable characters")
+    return key
 
 
 IDEMPOTENCY_PARAMETER = {
@@ -144,10 +150,15 @@ def _autocommit() -> None:
     """Lend the view a connection in autocommit (`statement_connection`)."""
     if _has_session() and db.session().in_transaction():  # authentication read the key
         db.session.commit()  # ... end that transaction
-    config = current_app.config
-    pool = statement_pool(db.engine, config["DB_POOL_SIZE"],
-                          config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}))
+    pool = statements()
     g.couponsvc_autocommit = (pool, pool.getconn())
+
+
+def statements() -> ConnectionPool:
+    """The pool of connections in autocommit that one-statement views run on."""
+    config = current_app.config
+    return statement_pool(db.engine, config["DB_POOL_SIZE"],
+                          config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}))
 
 
 def _has_session() -> bool:
@@ -234,6 +245,11 @@ def _scope() -> str:
     if principal is None:
         raise RuntimeError("@unit_of_work must sit below @requires: a request is authorised "
                            "before its Idempotency-Key is looked at")
+    return scope_of(principal)
+
+
+def scope_of(principal: Principal) -> str:
+    """Whose idempotency records a principal's requests make: its API key's, or its person's."""
     return principal.key_id or f"user:{principal.user_id}"
 
 
@@ -376,16 +392,20 @@ def _replay(claim: Claim) -> Response:
 def _fingerprint() -> str:
     # The body as `request_body.check_body` parsed it (cached on the request); a body
     # that is not JSON, or none, is hashed as sent.
-    parsed = request.get_json(silent=True)
-    raw = request.get_data(cache=True)
+    environ = request.environ
+    return fingerprint(environ["REQUEST_METHOD"], request.path, environ.get("QUERY_STRING", ""),
+                       request.get_json(silent=True), request.get_data(cache=True))
+
+
+def fingerprint(method: str, path: str, query: str, parsed: object, raw: bytes) -> str:
+    """What a request asked, hashed: its method, path, query and body (`parsed`, the
+    body's JSON, hashed in a canonical form; None: `raw`, as sent)."""
     try:
         body = raw if parsed is None else json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
     except RecursionError:
         body = raw
     digest = hashlib.sha256()
-    environ = request.environ
-    for part in (environ["REQUEST_METHOD"].encode(), request.path.encode(),
-                 environ.get("QUERY_STRING", "").encode("latin-1"), body):
+    for part in (method.encode(), path.encode(), query.encode("latin-1"), body):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import Token
 
 from flask import Flask, Response, g, request
 
@@ -34,8 +35,19 @@ def init_app(app: Flask) -> None:
 
 
 def _begin() -> None:
-    rid = request_id.accept(request.environ.get(_ENVIRON_HEADER))
-    g.couponsvc_access = (time.perf_counter(), request_id.bind(rid))
+    g.couponsvc_access = begin(request.environ)
+
+
+def begin(environ: dict) -> tuple[float, Token]:
+    """The request's start and its id, bound until `request_id.unbind(token)`."""
+    rid = request_id.accept(environ.get(_ENVIRON_HEADER))
+    return time.perf_counter(), request_id.bind(rid)
+
+
+def carry_on(begun: tuple[float, Token]) -> None:
+    """A request `begin` began outside Flask (the redeem's lane) is now Flask's: its hooks
+    write the access line from that start and unbind that id."""
+    g.couponsvc_access = begun
 
 
 def _answered(response: Response) -> Response:
@@ -48,13 +60,17 @@ def _answered(response: Response) -> Response:
     if tracing.enabled():  # the request's span (Flask's instrumentation) is current now
         tracing.annotate(request_id=rid)
     rule = request.url_rule
-    route = rule.rule if rule is not None else UNMATCHED
-    method, status = request.method, response.status_code
+    line(request.method, rule.rule if rule is not None else UNMATCHED, response.status_code,
+         started[0], request.remote_addr)
+    return response
+
+
+def line(method: str, route: str, status: int, started: float, client: str | None) -> None:
+    """The access line of an answered request; `route` is a template, never a path."""
     log.info("%s %s %s", method, route, status, extra={
         "method": method, "route": route, "status": status,
-        "duration_ms": round((time.perf_counter() - started[0]) * 1000, 2),
-        "client": request.remote_addr, TRUSTED: True})  # a template, never a path: no code in it
-    return response
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "client": client, TRUSTED: True})  # a template, never a path: no code in it
 
 
 def _end(_error: BaseException | None) -> None:

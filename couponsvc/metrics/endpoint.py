@@ -64,10 +64,14 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 def _count(response: Response) -> Response:
     if counting():
         rule = request.url_rule
-        method = request.method if request.method in METHODS else "OTHER"  # a client's invention
-        key = (method, rule.rule if rule is not None else UNMATCHED, response.status_code)
-        child = _requests.get(key)
-        if child is None:
-            child = _requests[key] = HTTP_REQUESTS.labels(key[0], key[1], str(key[2]))
-        child.inc()
+        count(request.method, rule.rule if rule is not None else UNMATCHED, response.status_code)
     return response
+
+
+def count(method: str, route: str, status: int) -> None:
+    """One answered request in `couponsvc_http_requests_total`; the caller asked `counting()`."""
+    key = (method if method in METHODS else "OTHER", route, status)  # OTHER: a client's invention
+    child = _requests.get(key)
+    if child is None:
+        child = _requests[key] = HTTP_REQUESTS.labels(key[0], key[1], str(key[2]))
+    child.inc()

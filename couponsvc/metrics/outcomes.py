@@ -2,14 +2,17 @@
 
 The decorated function's return is `success`; a `DomainError` it raises is its code
 (`coupon_already_redeemed`, `sold_out`, ...); anything else, `error`. With a histogram,
-its time is observed too. Off (`switch.py`), the call goes straight through. Each
+its time is observed too. A refusal inside `tentative()` is not counted: it is made, and
+counted, again. Off (`switch.py`), the call goes straight through. Each
 outcome's child of the counter is kept (`labels()` looks it up under a lock each time).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any
 
@@ -34,19 +37,34 @@ def counted(counter: Counter, success: str, seconds: Histogram | None = None) ->
             if not counting():
                 return fn(*args, **kwargs)
             started = time.perf_counter()
-            outcome = "error"
+            outcome: str | None = "error"
             try:
                 result = fn(*args, **kwargs)
                 outcome = success
                 return result
             except DomainError as error:
-                outcome = error.code
+                outcome = None if _TENTATIVE.get() else error.code
                 raise
             finally:
-                child(outcome).inc()
-                if seconds is not None:
-                    seconds.observe(time.perf_counter() - started)
+                if outcome is not None:
+                    child(outcome).inc()
+                    if seconds is not None:
+                        seconds.observe(time.perf_counter() - started)
 
         return counted_call
 
     return decorate
+
+
+_TENTATIVE: ContextVar[bool] = ContextVar("couponsvc_tentative", default=False)
+
+
+@contextmanager
+def tentative() -> Iterator[None]:
+    """Decisions made inside are not counted when refused: the caller makes the same
+    decision again, which counts it (the redeem's lane hands a refusal on to Flask)."""
+    token = _TENTATIVE.set(True)
+    try:
+        yield
+    finally:
+        _TENTATIVE.reset(token)
