@@ -5,6 +5,7 @@ is Flask's, answered as before, and decided, counted and recorded once."""
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import pytest
 from flask import request
@@ -14,6 +15,7 @@ from couponsvc import codes, request_id
 from couponsvc.api.redemptions import Redemptions
 from tests.conftest import BACKEND
 from tests.factories import Shop, problem
+from tests.metrics.scrape import scrape, value
 
 postgresql_only = pytest.mark.postgresql  # the lane runs the statement of PostgreSQL only
 
@@ -41,9 +43,40 @@ def test_a_key_seen_before_redeems_in_the_lane_on_postgresql(client, views):
     shop = Shop(client)
     first, second, third = (c["code"] for c in shop.coupons(3))
     client.ok(shop.redeem(first), 201)  # the key is new to this process: Flask's view
-    client.ok(shop.redeem(second), 201)
+    before = scrape(client)
+    with access_lines() as lines:
+        answer = client.post("redemptions", {"code": second}, key=shop.scanner,
+                             headers={"X-Request-ID": "till-7-000456"})
+    client.ok(answer, 201)
     client.ok(shop.redeem(third, device_id="till-2"), 201)
+    after = scrape(client)
     assert views == ([first] if BACKEND == "postgresql" else [first, second, third])
+    # counted and logged as Flask's hooks count and log
+    assert lines == [("/api/v1/redemptions", 201, "till-7-000456")]
+    assert moved(before, after, "couponsvc_http_requests_total", method="POST",
+                 route="/api/v1/redemptions", status="201") == 2
+    assert moved(before, after, "couponsvc_redemptions_total", outcome="redeemed") == 2
+
+
+@contextmanager
+def access_lines():
+    """(route, status, request id) of each access line written meanwhile."""
+    lines = []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            lines.append((record.route, record.status, request_id.current()))
+
+    handler = Lines()
+    logging.getLogger("couponsvc.access").addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logging.getLogger("couponsvc.access").removeHandler(handler)
+
+
+def moved(before, after, name, **labels) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
 
 
 @postgresql_only
@@ -169,19 +202,9 @@ def test_an_error_in_the_lane_is_answered_by_flasks_handlers_once(app, client, v
 
     monkeypatch.setattr(till, "redeem", broken)
     monkeypatch.setattr(app, "testing", False)  # the handler answers instead of raising
-    lines = []
-
-    class Lines(logging.Handler):
-        def emit(self, record):
-            lines.append((record.route, record.status, request_id.current()))
-
-    handler = Lines()
-    logging.getLogger("couponsvc.access").addHandler(handler)
-    try:
+    with access_lines() as lines:
         answer = client.post("redemptions", {"code": code}, key=shop.scanner,
                              headers={"X-Request-ID": "till-7-000999"})
-    finally:
-        logging.getLogger("couponsvc.access").removeHandler(handler)
     problem(answer, 500, "internal_error")
     assert answer.headers["X-Request-ID"] == "till-7-000999"
     assert len(calls) == 1 and views == [warm]  # not run again through the view
