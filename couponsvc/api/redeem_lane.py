@@ -48,7 +48,7 @@ from ..metrics.endpoint import count
 from ..metrics.outcomes import tentative
 from ..metrics.switch import counting
 from ..models.idempotency import Claim
-from ..principal import remembered
+from ..principal import Principal, remembered
 from ..qr_keys import keyring
 from .redemptions import SCAN_IN, TILL, redeemed_text, redemption_location, scanned
 from .unit_of_work import HEADER, checked_key, fingerprint, scope_of, statements
@@ -72,31 +72,34 @@ class RedeemLane:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != ROUTE or environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
-        body = _small_json_body(environ)
-        if body is not None and not tracing.enabled():
-            answered = self._answer(environ, body, start_response)
-            if answered is not None:
-                return answered
+        principal = remembered(environ.get("HTTP_AUTHORIZATION"))  # the key before the body
+        if principal is not None and principal.role in TILL and not tracing.enabled():
+            body = _small_json_body(environ)
+            if body is not None:
+                answered = self._answer(environ, principal, body, start_response)
+                if answered is not None:
+                    return answered
         return self.wsgi_app(environ, start_response)
 
-    def _answer(self, environ: dict, body: bytes, start_response: StartResponse) -> list[bytes] | None:
+    def _answer(self, environ: dict, principal: Principal, body: bytes,
+                start_response: StartResponse) -> list[bytes] | None:
         started, token = access.begin(environ)
         handed_over = False  # the request id to Flask's hooks, which unbind it
         try:
             with self.app.app_context():
                 try:
-                    done = self._redeem(environ, body)
+                    done = self._redeem(environ, principal, body)
+                    if done is None:
+                        return None
+                    payload = redeemed_text(done).encode()
+                    headers = [
+                        ("Location", redemption_location(done.id)), ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(payload))), ("Content-Language", api_language(environ)),
+                        ("Vary", API_VARY), (request_id.HEADER, request_id.current())]
                 except Exception as error:  # not a refusal: Flask's handlers answer it
                     handed_over = True
                     return self._failed(environ, start_response, error, (started, token))
-                if done is None:
-                    return None
-                payload = redeemed_text(done).encode()
-                rid = request_id.current()
-                start_response(_CREATED, [
-                    ("Location", redemption_location(done.id)), ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(payload))), ("Content-Language", api_language(environ)),
-                    ("Vary", API_VARY), (request_id.HEADER, rid)])
+                start_response(_CREATED, headers)
                 access.line("POST", ROUTE, 201, started, environ.get("REMOTE_ADDR"))
                 if counting():
                     count("POST", ROUTE, 201)
@@ -105,12 +108,11 @@ class RedeemLane:
             if not handed_over:
                 request_id.unbind(token)
 
-    def _redeem(self, environ: dict, body: bytes) -> till.Redeemed | None:
+    def _redeem(self, environ: dict, principal: Principal, body: bytes) -> till.Redeemed | None:
         """The redemption, or None for Flask to answer the request."""
         if self._postgresql is None:
             self._postgresql = db.engine.dialect.name == "postgresql"
-        principal = remembered(environ.get("HTTP_AUTHORIZATION"))
-        if not self._postgresql or principal is None or principal.role not in TILL:
+        if not self._postgresql:
             return None
         try:
             parsed = json.loads(body)
