@@ -51,12 +51,12 @@ from ..models.idempotency import Claim
 from ..principal import Principal, remembered
 from ..qr_keys import keyring
 from .redemptions import SCAN_IN, TILL, redeemed_text, redemption_location, scanned
-from .unit_of_work import HEADER, checked_key, fingerprint, scope_of, statements
+from .unit_of_work import ENVIRON_HEADER as IDEMPOTENCY_HEADER
+from .unit_of_work import checked_key, fingerprint, scope_of, statements
 
 ROUTE = "/api/v1/redemptions"  # the route the lane answers, and its template in the access line
 MAX_BODY = 4096  # bytes: a till's body is about 100; a larger one goes to Flask
 _JSON = frozenset({"application/json", "application/json; charset=utf-8"})
-_IDEMPOTENCY = "HTTP_" + HEADER.upper().replace("-", "_")  # as WSGI names the header
 _CREATED = "201 CREATED"
 
 StartResponse = Callable[..., object]
@@ -122,7 +122,7 @@ class RedeemLane:
         if data is None:
             return None
         claim = None
-        raw_key = environ.get(_IDEMPOTENCY)
+        raw_key = environ.get(IDEMPOTENCY_HEADER)
         if raw_key is not None:
             try:
                 key = checked_key(raw_key)

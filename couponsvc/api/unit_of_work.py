@@ -62,14 +62,14 @@ from ..timeutil import utcnow
 from .schemas.common import storable
 
 HEADER = "Idempotency-Key"
-_ENVIRON_HEADER = "HTTP_" + HEADER.upper().replace("-", "_")  # as WSGI names the header
+ENVIRON_HEADER = "HTTP_" + HEADER.upper().replace("-", "_")  # as WSGI names the header
 _REPLAYED_HEADERS = ("Location", "Content-Type")
 
 
 def unit_of_work(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.environ.get(_ENVIRON_HEADER)
+        key = request.environ.get(ENVIRON_HEADER)
         if key is None:
             return _run(view, args, kwargs)
         return _idempotent(view, args, kwargs, checked_key(key))
