@@ -159,6 +159,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_DB_POOL_SIZE", "DB_POOL_SIZE", 10, lambda n, r: _int(n, r, minimum=1)),
     # off: psycopg never prepares statements (PgBouncer before 1.22 in transaction mode)
     Setting("COUPONSVC_DB_PREPARE", "DB_PREPARE", True, _bool),
+    # off: every redeem through Flask's request machinery (api/redeem_lane.py; PostgreSQL only)
+    Setting("COUPONSVC_REDEEM_LANE", "REDEEM_LANE", True, _bool),
     Setting("COUPONSVC_ALLOW_PRIVATE_WEBHOOK_TARGETS", "ALLOW_PRIVATE_WEBHOOK_TARGETS", False, _bool),
     Setting("COUPONSVC_MAX_INTEGRATIONS_PER_MERCHANT", "MAX_INTEGRATIONS_PER_MERCHANT", 20,
             lambda n, r: _int(n, r, minimum=1)),
@@ -184,7 +186,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COUPONSVC_WORKER_METRICS_LISTEN", "WORKER_METRICS_LISTEN", None, _listen),
     Setting("COUPONSVC_LOG_FORMAT", "LOG_FORMAT", "json", _choice("json", "text")),
     Setting("COUPONSVC_ACCESS_LOG", "ACCESS_LOG", True, _bool),
-    Setting("COUPONSVC_REDEEM_LANE", "REDEEM_LANE", True, _bool),
     # lines below WARNING written together every this many ms; 0: each at once (logs/setup.py)
     Setting("COUPONSVC_LOG_WRITE_MS", "LOG_WRITE_MS", 0, lambda n, r: _int(n, r, minimum=0, maximum=5000)),
     Setting("COUPONSVC_LOG_LEVEL", "LOG_LEVEL", "INFO",

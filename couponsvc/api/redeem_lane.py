@@ -18,7 +18,7 @@ request with the functions the view and the hooks use, no rule of its own:
 
 Everything else goes on to Flask, which answers as if the lane were not there: another
 route, a body that is not a small JSON object, a key not seen yet or not a till's, a
-body the schema refuses, a bad `Idempotency-Key`, SQLite, traces on; and every redeem
+body the schema refuses, a bad `Idempotency-Key`, traces on (on SQLite the lane is not installed); and every redeem
 the statement did not make (a refusal, a replay, a revoked key, a budget used up, a
 concurrent request with the same key). The statement then changed nothing, so Flask's
 view runs the request from the start and answers it exactly as before (a refusal costs
@@ -39,7 +39,6 @@ from marshmallow import ValidationError
 
 from .. import redeem as till
 from .. import request_id, tracing
-from ..after_commit import run_pending
 from ..errors import DomainError
 from ..extensions import db
 from ..i18n import API_VARY, api_language
@@ -52,7 +51,7 @@ from ..principal import Principal, remembered
 from ..qr_keys import keyring
 from .redemptions import SCAN_IN, TILL, redeemed_text, redemption_location, scanned
 from .unit_of_work import ENVIRON_HEADER as IDEMPOTENCY_HEADER
-from .unit_of_work import checked_key, fingerprint, scope_of, statements
+from .unit_of_work import after_statement, checked_key, fingerprint, scope_of, statements
 
 ROUTE = "/api/v1/redemptions"  # the route the lane answers, and its template in the access line
 MAX_BODY = 4096  # bytes: a till's body is about 100; a larger one goes to Flask
@@ -67,7 +66,6 @@ class RedeemLane:
 
     def __init__(self, app: Flask, wsgi_app: Callable) -> None:
         self.app, self.wsgi_app = app, wsgi_app
-        self._postgresql: bool | None = None  # known at the first redeem (the engine is made late)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != ROUTE or environ.get("REQUEST_METHOD") != "POST":
@@ -110,10 +108,6 @@ class RedeemLane:
 
     def _redeem(self, environ: dict, principal: Principal, body: bytes) -> till.Redeemed | None:
         """The redemption, or None for Flask to answer the request."""
-        if self._postgresql is None:
-            self._postgresql = db.engine.dialect.name == "postgresql"
-        if not self._postgresql:
-            return None
         try:
             parsed = json.loads(body)
             data = SCAN_IN.load(parsed) if isinstance(parsed, dict) else None
@@ -140,8 +134,7 @@ class RedeemLane:
             return None
         finally:
             pool.putconn(connection)
-        if db.session.registry.has():  # the statement announced deliveries to enqueue
-            run_pending(db.session)
+        after_statement()
         return done
 
     def _failed(self, environ: dict, start_response: StartResponse, error: Exception,

@@ -161,6 +161,14 @@ def statements() -> ConnectionPool:
                           config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}))
 
 
+def after_statement() -> None:
+    """Run what a `@single_statement` view's statement, which committed itself, left to do
+    after its commit (`after_commit.py`: the deliveries it announced); nothing waits when
+    the request made no session."""
+    if _has_session():
+        run_pending(db.session)
+
+
 def _has_session() -> bool:
     """Whether this request made a session yet: a redeem that needs none makes none
     (making one and closing it was about 1% of a redeem)."""
@@ -189,8 +197,7 @@ def _run(view, args, kwargs) -> Response:
         db.session.rollback()
         raise
     if autocommit:  # the statement committed itself
-        if _has_session():  # else nothing waits for a commit
-            run_pending(db.session)
+        after_statement()
     else:
         db.session.commit()
     return response
@@ -267,8 +274,7 @@ def _in_one_statement(view, args, kwargs, claim: Claim) -> Response | DomainErro
         raise
     finally:
         g.pop("couponsvc_claim", None)
-    if _has_session():
-        run_pending(db.session)
+    after_statement()
     return response
 
 
