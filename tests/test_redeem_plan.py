@@ -59,9 +59,9 @@ def test_the_redeem_uses_the_primary_key_when_the_statistics_are_stale(client, a
                       api_key_id=scanner_id, device_id=None,
                       claim=Claim(scanner_id, str(uuid.uuid4()), "0" * 64) if idempotent else None,
                       budgets=("addr:127.0.0.1",))
-            sql, names, defaults = _postgresql_statement(any_merchant, True, idempotent)
-            values = defaults | _params(w)
-            used = coupon_indexes(explain(sql, [values[name] for name in names], mode))
+            statement = _postgresql_statement(any_merchant, True, idempotent)
+            values = _params(w)
+            used = coupon_indexes(explain(statement.sql, [values[name] for name in statement.names], mode))
             assert used == ["coupons_pkey"], (mode, any_merchant, idempotent, code, used)
         db.session.rollback()
 

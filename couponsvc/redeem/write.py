@@ -13,7 +13,8 @@ Two forms of the same writes, both built from that Core:
   stored answer, as one statement of data-modifying CTEs: one round trip, which is most
   of what a redeem costs. It is compiled once per variant and sent straight through
   psycopg on the session's connection (SQLAlchemy's execution context cost more than
-  the statement), with PostgreSQL's own placeholders.
+  the statement), with PostgreSQL's own placeholders for a redeem's own values and its
+  constants written into the SQL.
 - SQLite cannot modify data inside a CTE and runs the same writes as statements in one
   transaction (`emit` fans out), where the caller's `unit_of_work` stores the answer.
 
@@ -34,6 +35,9 @@ tests/test_redeem_write.py holds the two forms to the same rows and payload.
 
 from __future__ import annotations
 
+import re
+from collections import namedtuple
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -42,7 +46,6 @@ from typing import Any
 import psycopg
 from psycopg import RawCursor
 from psycopg.errors import UniqueViolation
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     Integer,
     Text,
@@ -195,12 +198,12 @@ def _update(any_merchant: bool, signed_campaign: bool):
 
 
 def _params(w: Write) -> dict[str, Any]:
+    at = w.now.isoformat()
     params = {"p_code": w.code, "p_uses": w.uses, "p_now": w.now, "p_store_id": w.store_id,
               "p_merchant_id": w.merchant_id, "p_campaign_id": w.campaign_id,
               "p_api_key_id": w.api_key_id, "p_redemption_id": w.redemption_id,
               "p_event_id": w.event_id, "p_device_id": w.device_id,
-              "p_redeemed_at": w.now.isoformat(), "p_scanned_at": w.now.isoformat(),
-              "p_budgets": text_array(w.budgets)}
+              "p_redeemed_at": at, "p_scanned_at": at, "p_budgets": text_array(w.budgets)}
     if w.claim is not None:
         params.update(p_claim_api_key_id=w.claim.api_key_id, p_claim_key=w.claim.key,
                       p_claim_hash=w.claim.request_hash)
@@ -209,12 +212,12 @@ def _params(w: Write) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------- PostgreSQL --
 def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
-    sql, names, defaults = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
-                                                 w.claim is not None)
-    values = defaults | _params(w)
+    statement = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
+                                      w.claim is not None)
+    values = _params(w)
     try:
-        with RawCursor(raw, row_factory=namedtuple_row) as cursor:
-            row = cursor.execute(sql, [values[name] for name in names]).fetchone()
+        with RawCursor(raw, row_factory=statement.rows) as cursor:
+            row = cursor.execute(statement.sql, [values[name] for name in statement.names]).fetchone()
     except UniqueViolation as error:
         if w.claim is None or error.diag.table_name != _RECORDS.name:
             raise
@@ -256,11 +259,24 @@ def _snapshot_sql(k) -> ColumnElement:
                                     literal_column("'redemption'"), _redemption_sql()), Text)
 
 
+@dataclass(frozen=True)
+class Compiled:
+    """The statement as sent: its SQL, the names of its $1, $2, … (`_params`' keys), and
+    the row it returns as a named tuple."""
+
+    sql: str
+    names: tuple[str, ...]
+    row: type
+
+    def rows(self, _cursor) -> Callable[[Sequence[Any]], Any]:
+        """psycopg's row factory: the named tuple made once, where psycopg's `namedtuple_row`
+        reads the cursor's description and looks its class up again on every execution."""
+        return self.row._make
+
+
 @cache
-def _postgresql_statement(any_merchant: bool, signed_campaign: bool,
-                          idempotent: bool) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """The one statement, compiled once: its SQL, the names of its $n parameters in
-    order, and the values of its literals."""
+def _postgresql_statement(any_merchant: bool, signed_campaign: bool, idempotent: bool) -> Compiled:
+    """The one statement, compiled once."""
     c = _COUPONS.c
     now = _param("p_now", c.valid_from.type)
     coupons = _update(any_merchant, signed_campaign)
@@ -296,9 +312,26 @@ def _postgresql_statement(any_merchant: bool, signed_campaign: bool,
                    literal(201), literal("{}"), _snapshot_sql(k.c), literal(SNAPSHOT), now),
         ).cte("i")
         statement = statement.add_cte(record)
-    compiled = statement.compile(dialect=_NATIVE_PLACEHOLDERS)
-    defaults = {name: value for name, value in compiled.params.items() if not name.startswith("p_")}
-    return str(compiled), tuple(compiled.positiontup), defaults
+    sql, names = _constants_inline(statement.compile(dialect=_NATIVE_PLACEHOLDERS))
+    return Compiled(sql, names, namedtuple("RedeemRow", [column.key for column in statement.selected_columns]))
+
+
+def _constants_inline(compiled) -> tuple[str, tuple[str, ...]]:
+    """The statement with its constants (the values SQLAlchemy bound for literals such as
+    'active' or 201) written into the SQL, and only a redeem's own values (`p_…`) left as
+    parameters, renumbered: half as many for psycopg to adapt and PostgreSQL to bind."""
+    names = tuple(compiled.positiontup)
+    kept: list[str] = []
+    number: dict[str, str] = {}
+    for name in names:
+        if name.startswith("p_"):
+            if name not in number:
+                kept.append(name)
+                number[name] = f"${len(kept)}"
+        else:
+            number[name] = compiled.render_literal_value(compiled.params[name], compiled.binds[name].type)
+    sql = re.sub(r"\$(\d+)\b", lambda m: number[names[int(m.group(1)) - 1]], str(compiled))
+    return sql, tuple(kept)
 
 
 # PostgreSQL's own $1 placeholders, sent through psycopg's RawCursor: psycopg parses a
