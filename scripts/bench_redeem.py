@@ -34,6 +34,7 @@ from bench.common import (
     Fixture,
     Meter,
     Processes,
+    Run,
     Server,
     add_common_args,
     couponsvc_cli,
@@ -328,10 +329,74 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(off, on, on, off, ...: --metrics-rounds each) and what counting costs")
     parser.add_argument("--metrics-rounds", type=int, default=2,
                         help="runs of each variant with --metrics both")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="ours then the ceiling, this many times in turn, each round's ratio "
+                             "printed (two runs a minute apart, on a machine whose speed drifts)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy flame graph of ours in the measured run (figures drop by its cost)")
     add_common_args(parser, workers=3)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
+    return args
+
+
+def _ours(results: dict[str, list[WrkResult]], variants: list[str]) -> WrkResult:
+    """The run of ours a round is judged by: its last with metrics on, else its last."""
+    return results["on"][-1] if results.get("on") else results[variants[0]][-1]
+
+
+def _round(args: argparse.Namespace, n: int, prefix: str = "-round-") -> str:
+    return f"{prefix}{n + 1}" if args.rounds > 1 else ""
+
+
+def redeem_ours(args: argparse.Namespace, procs: Processes, r: Run, wrk: str, variants: list[str],
+                codes: list[str], ours_args: list[str], round_: int) -> dict[str, list[WrkResult]]:
+    """Ours on `codes`, one run of each metrics variant, each on a server of its own."""
+    log("\n== redemptions: ours, POST /api/v1/redemptions")
+    warm_n = args.warmup * args.codes_per_second
+    per_run = len(codes) // len(variants)
+    results: dict[str, list[WrkResult]] = {variant: [] for variant in variants}
+    for n, variant in enumerate(variants):
+        ours = start_gunicorn(procs, args, {**r.env, "COUPONSVC_METRICS": variant}, r.out,
+                              f"ours-redeem-metrics-{variant}-{round_}-{n}", config=GUNICORN_CONFIG)
+        share = codes[n * per_run:(n + 1) * per_run]
+        warm, measured = share[:warm_n], share[warm_n:]
+        label = f"ours-metrics-{variant}" + (f"-{n}" if len(variants) > 1 else "") + _round(args, round_)
+        log(f"  {settle(r.db_url, WRITTEN)}")
+        log(f"  COUPONSVC_METRICS={variant} (gunicorn -c {GUNICORN_CONFIG})")
+        if args.warmup:
+            run_wrk(wrk, ours, warm, args.warmup, r.out, f"{label}-warmup", r.db_url, ours_args)
+        target = r.out / "profile-ours.svg"
+        profiler = (start_py_spy(procs, r.out, ours.proc.pid, target, args.duration + 1)
+                    if args.profile and not n and not round_ else None)
+        result = run_wrk(wrk, ours, measured, args.duration, r.out, label, r.db_url, ours_args)
+        results[variant].append(result)
+        if profiler is not None:
+            log(f"  profile: {target if stop_py_spy(procs, profiler, target, 30) else 'none'}")
+        with psycopg.connect(r.db_url, autocommit=True) as conn:
+            in_db = conn.execute("SELECT count(*) FROM coupons WHERE code = ANY(%s) AND uses_left = 0",
+                                 (measured,)).fetchone()[0]
+        log(f"  coupons of the run used up in the database: {in_db:,} (2xx answers: {result.ok:,})")
+        procs.stop(ours.proc)
+    return results
+
+
+def redeem_ceiling(args: argparse.Namespace, procs: Processes, r: Run, wrk: str, codes: list[str],
+                   round_: int) -> WrkResult:
+    """The ceiling (`scripts/bench/thin_redeem.py`) on `codes`, on a server of its own."""
+    log("\n== redemptions: ceiling, scripts/bench/thin_redeem.py POST /redeem/<code>")
+    log(f"  {settle(r.db_url, WRITTEN)}")
+    thin = start_gunicorn(procs, args, {**r.env, "THIN_POOL_SIZE": str(args.threads)}, r.out,
+                          f"thin-{round_}", "thin_redeem:create_app()", ("POST", "/redeem/BENCH-PROBE", {409}))
+    warm_n = args.warmup * args.codes_per_second * 2
+    if args.warmup:
+        run_wrk(wrk, thin, codes[:warm_n], args.warmup, r.out, "thin-warmup" + _round(args, round_),
+                r.db_url, ["thin"])
+    result = run_wrk(wrk, thin, codes[warm_n:], args.duration, r.out, "ceiling" + _round(args, round_),
+                     r.db_url, ["thin"])
+    procs.stop(thin.proc)
+    return result
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> int:
@@ -354,7 +419,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         f"campaign {fixture.campaign_id} (published)")
 
     log(f"\n== orders (quantity={ORDER_QUANTITY}, through POST /campaigns/{{id}}/orders)")
-    needed = (args.duration + args.warmup) * args.codes_per_second * len(variants) + 1
+    needed = (args.duration + args.warmup) * args.codes_per_second * len(variants) * args.rounds + 1
     total = max(math.ceil(needed / ORDER_QUANTITY), args.orders_sequential + 1)
     codes: list[str] = []
     sequential = place_orders(client, fixture, r.tag, 0, args.orders_sequential, 1, codes)
@@ -363,58 +428,36 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
     if len(codes) < 1000:
         raise BenchError(f"only {len(codes)} coupons were issued; not enough to measure")
 
-    log("\n== redemptions: ours, POST /api/v1/redemptions")
     body = Client(ours.port, fixture.scanner_key).call(
         "POST", "/api/v1/redemptions", {"code": codes[0], "store_id": fixture.store_id},
         expect=(201,))
-    log(f"  one redemption by hand: 201, coupon status {(body.get('coupon') or {}).get('status')!r}")
-    warm_n = args.warmup * args.codes_per_second
-    per_run = len(codes[1:]) // len(variants)
+    log(f"\n  one redemption by hand: 201, coupon status {(body.get('coupon') or {}).get('status')!r}")
+    procs.stop(ours.proc)
     ours_args = ["ours", fixture.scanner_key, fixture.store_id, "1" if args.idempotency else "0"]
-    results: dict[str, list[WrkResult]] = {variant: [] for variant in variants}
-    measured: list[str] = []
-    for n, variant in enumerate(variants):
-        if n:  # the first server (made the fixture) is the first variant's
-            ours = start_gunicorn(procs, args, {**r.env, "COUPONSVC_METRICS": variant}, r.out,
-                                  f"ours-redeem-metrics-{variant}-{n}", config=GUNICORN_CONFIG)
-        share = codes[1 + n * per_run:1 + (n + 1) * per_run]
-        warm, measured = share[:warm_n], share[warm_n:]
-        label = f"ours-metrics-{variant}" + (f"-{n}" if len(variants) > 1 else "")
-        log(f"  {settle(r.db_url, WRITTEN)}")
-        log(f"  COUPONSVC_METRICS={variant} (gunicorn -c {GUNICORN_CONFIG})")
-        if args.warmup:
-            run_wrk(wrk, ours, warm, args.warmup, r.out, f"{label}-warmup", r.db_url, ours_args)
-        target = r.out / "profile-ours.svg"
-        profiler = (start_py_spy(procs, r.out, ours.proc.pid, target, args.duration + 1)
-                    if args.profile and not n else None)
-        result = run_wrk(wrk, ours, measured, args.duration, r.out, label, r.db_url, ours_args)
-        results[variant].append(result)
-        if profiler is not None:
-            log(f"  profile: {target if stop_py_spy(procs, profiler, target, 30) else 'none'}")
-        with psycopg.connect(r.db_url, autocommit=True) as conn:
-            in_db = conn.execute("SELECT count(*) FROM coupons WHERE code = ANY(%s) AND uses_left = 0",
-                                 (measured,)).fetchone()[0]
-        log(f"  coupons of the run used up in the database: {in_db:,} (2xx answers: {result.ok:,})")
-        procs.stop(ours.proc)
-    ours_result = results["on"][-1] if results.get("on") else results[variants[0]][-1]
-
-    log("\n== redemptions: ceiling, scripts/bench/thin_redeem.py POST /redeem/<code>")
-    thin_codes = clone_coupons(r.db_url, measured[-1],
-                               (args.duration + args.warmup) * args.codes_per_second * 2, r.tag)
-    log(f"  {len(thin_codes):,} fresh coupons cloned in SQL from {measured[-1]}")
-    log(f"  {settle(r.db_url, WRITTEN)}")
-    thin = start_gunicorn(procs, args, {**r.env, "THIN_POOL_SIZE": str(args.threads)}, r.out,
-                          "thin", "thin_redeem:create_app()", ("POST", "/redeem/BENCH-PROBE", {409}))
-    thin_warm_n = warm_n * 2
-    if args.warmup:
-        run_wrk(wrk, thin, thin_codes[:thin_warm_n], args.warmup, r.out, "thin-warmup", r.db_url,
-                ["thin"])
-    thin_result = run_wrk(wrk, thin, thin_codes[thin_warm_n:], args.duration, r.out, "ceiling",
-                          r.db_url, ["thin"])
-    procs.stop(thin.proc)
+    per_round = len(codes[1:]) // args.rounds
+    thin_per_round = (args.duration + args.warmup) * args.codes_per_second * 2
+    thin_codes = clone_coupons(r.db_url, codes[-1], thin_per_round * args.rounds, r.tag)
+    log(f"  {len(thin_codes):,} fresh coupons for the ceiling cloned in SQL from {codes[-1]}")
+    rounds: list[tuple[dict[str, list[WrkResult]], WrkResult]] = []
+    for n in range(args.rounds):
+        if args.rounds > 1:
+            log(f"\n== round {n + 1} of {args.rounds}")
+        results = redeem_ours(args, procs, r, wrk, variants, codes[1 + n * per_round:1 + (n + 1) * per_round],
+                              ours_args, n)
+        thin = redeem_ceiling(args, procs, r, wrk, thin_codes[n * thin_per_round:(n + 1) * thin_per_round], n)
+        log(f"  ratio ours/ceiling{_round(args, n, ', round ')}: {_ours(results, variants).rate / thin.rate:.2f}")
+        rounds.append((results, thin))
+    results, thin_result = rounds[-1]
+    ours_result = _ours(results, variants)
     ratio = ours_result.rate / thin_result.rate if thin_result.rate else float("nan")
-    log(f"  ratio ours/ceiling: {ratio:.2f}")
     metrics_rows = compare_metrics(results, thin_result)
+    if args.rounds > 1:
+        metrics_rows[:0] = [
+            ("each round: ratio ours/ceiling",
+             ", ".join(f"{_ours(o, variants).rate / t.rate:.2f}" for o, t in rounds), ">= 0.5"),
+            ("each round: p99 ours / ceiling",
+             ", ".join(f"{_ours(o, variants).ms('p99'):.1f} / {t.ms('p99'):.1f} ms" for o, t in rounds),
+             "ours < 50 ms")]
 
     log(f"\n== raw PostgreSQL: pgbench -c {WRK_CONNECTIONS} -j {WRK_THREADS} "
         f"-T {args.pgbench_seconds}, scripts/bench/pg_update.sql")
