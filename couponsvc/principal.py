@@ -78,8 +78,9 @@ class CreatedKey:
 
 
 def create_key(session: Session, *, role: str, merchant_id: str | None = None,
-               store_id: str | None = None, label: str = "") -> CreatedKey:
-    """Create a key; the secret is returned once and never stored."""
+               store_id: str | None = None, label: str = "", key_id: str | None = None) -> CreatedKey:
+    """Create a key; the secret is returned once and never stored. `key_id`: the id it is
+    to have (the admin's key form names it in advance, to make its key once)."""
     if role not in ROLES:
         raise DomainError("validation_error", f"role must be one of {', '.join(ROLES)}",
                           errors={"role": [f"Must be one of: {', '.join(ROLES)}."]})
@@ -97,7 +98,8 @@ def create_key(session: Session, *, role: str, merchant_id: str | None = None,
                               errors={"store_id": ["No such store for this merchant."]})
     secret = f"cpn_{role}_{secrets.token_urlsafe(32)}"
     key = ApiKey(role=role, merchant_id=merchant_id, store_id=store_id, label=label,
-                 prefix=secret[: len(f"cpn_{role}_") + 4], key_hash=hash_key(secret))
+                 prefix=secret[: len(f"cpn_{role}_") + 4], key_hash=hash_key(secret),
+                 **({"id": key_id} if key_id else {}))
     session.add(key)
     session.flush()
     return CreatedKey(key=key, secret=secret)

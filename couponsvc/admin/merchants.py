@@ -13,6 +13,7 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .. import merchants
 from ..api.pagination import cursor_page
@@ -24,6 +25,7 @@ from ..principal import MANAGER, PLATFORM, SCANNER, create_key, revoke_key, visi
 from . import admin
 from .form_errors import form_errors
 from .guard import audit, operator_only, signed_in
+from .key_form_token import FormExpired, key_id_of, new_token
 
 PAGE_SIZE = 50
 MERCHANT_FIELDS = ("name", "city", "timezone", "reversal_window", "deal_url_template")
@@ -102,7 +104,8 @@ def _merchant_page(merchant: Merchant, *, status: int = 200, new_key=None, **for
                           "deal_url_template": merchant.deal_url_template or ""},
         "merchant_errors": {},
         "store_form": {"name": "", "city": "", "address": ""}, "store_errors": {},
-        "key_form": {"role": SCANNER, "store_id": "", "label": ""}, "key_errors": {},
+        "key_form": {"role": SCANNER, "store_id": "", "label": "", "token": new_token(merchant.id)},
+        "key_errors": {},
     }
     return render_template(
         "admin/merchants/page.html", merchant=merchant, stores=stores, keys=keys, new_key=new_key,
@@ -186,23 +189,44 @@ def edit_store(store_id: str):
 @admin.post("/merchants/<merchant_id>/api-keys")
 @signed_in
 def create_api_key(merchant_id: str):
-    """The new key, shown on this answer alone: it is not stored, only its hash."""
+    """The new key, shown on this answer alone: it is not stored, only its hash. The form
+    makes one key, once (`key_form_token.py`): sent again, by a reload of this answer, it
+    says the key was made and shows it no more."""
     merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
-    form = _form("role", "store_id", "label", prefix="key.")
+    form = _form("role", "store_id", "label", "token", prefix="key.")
+    try:
+        key_id = key_id_of(form["token"], merchant.id)
+    except FormExpired:
+        return _merchant_page(merchant, status=422, key_form=form | {"token": new_token(merchant.id)},
+                              key_errors={"key._schema": [_("This form is out of date: check it and "
+                                                            "create the key again.")]})
+    if db.session.get(ApiKey, key_id) is not None:
+        return _made_already(merchant)
     body = {"role": form["role"], "label": form["label"], "store_id": form["store_id"] or None}
     try:
-        new = create_key(db.session, merchant_id=merchant.id, **ApiKeyIn().load(body))
+        new = create_key(db.session, merchant_id=merchant.id, key_id=key_id, **ApiKeyIn().load(body))
+        key = new.key
+        audit("api_key.create", "api_key", key.id, merchant.id, role=key.role, store_id=key.store_id,
+              label=key.label, prefix=key.prefix)
+        db.session.commit()
     except (ValidationError, DomainError) as error:
         db.session.rollback()
         merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
         return _merchant_page(merchant, status=422, key_form=form,
                               key_errors=_prefixed(form_errors(error), "key."))
-    key = new.key
-    audit("api_key.create", "api_key", key.id, merchant.id, role=key.role, store_id=key.store_id,
-          label=key.label, prefix=key.prefix)
-    db.session.commit()
+    except IntegrityError:  # the same form sent twice at once: the other send made the key
+        db.session.rollback()
+        if db.session.get(ApiKey, key_id) is None:
+            raise
+        return _made_already(merchants.get_merchant(db.session, g.principal, merchant_id))
     response = _merchant_page(merchant, new_key=new)
     return response[0], 201, {"Cache-Control": "no-store"}
+
+
+def _made_already(merchant: Merchant):
+    flash(_("This form has made its key already; a key is shown only once. If it was not "
+            "copied, revoke it below and create another."), "warning")
+    return redirect(url_for("admin.merchant_page", merchant_id=merchant.id, _anchor="keys"), 303)
 
 
 @admin.get("/merchants/<merchant_id>/api-keys")

@@ -346,6 +346,8 @@ def test_odd_input_is_a_page_never_an_error(client, shop, operator, signed_in):
             raw = {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}  # a lone surrogate as sent
             answer = page.get(path, query_string=raw)
             assert answer.status_code < 500 and answer.mimetype == "text/html", (path, query)
+        merchant_page = page.get(f"/admin/merchants/{shop.merchant['id']}").get_data(as_text=True)
+        key_token = re.search(r'name="key.token" value="([^"]+)"', merchant_page).group(1)
         forms = [("/admin/integrations/new", {"merchant_id": shop.merchant["id"], "adapter": "webhook",
                                               "config.url": odd, "config.headers": f"X-A: {odd}",
                                               "events": [odd], "timeout": odd}),
@@ -353,7 +355,8 @@ def test_odd_input_is_a_page_never_an_error(client, shop, operator, signed_in):
                  ("/admin/merchants", {"name": odd, "city": odd, "timezone": odd, "reversal_window": odd}),
                  (f"/admin/merchants/{shop.merchant['id']}/stores", {"store.name": odd, "store.address": odd}),
                  (f"/admin/merchants/{shop.merchant['id']}/api-keys", {"key.role": "scanner", "key.store_id": odd,
-                                                                       "key.label": odd}),
+                                                                       "key.label": odd,
+                                                                       "key.token": key_token}),
                  (f"/admin/coupons/{shop.coupon()['code']}/void", {"reason": odd})]
         for path, form in forms:
             data = {k: ([x.encode("utf-8", "surrogatepass") for x in v] if isinstance(v, list)
