@@ -52,8 +52,11 @@ def test_a_store_and_a_key_shown_once_then_revoked(app, client, new_context, loc
     assert whoami["store"]["name"] == "章贡店"
     screenshot(page, f"admin-merchant-new-key-{short}-1280")
 
-    page.goto(page.url)  # the same address again: the key is gone, only its prefix remains
+    page.reload()  # the browser sends the form again: no second key, the first not shown again
+    page.locator("p.flash-warning").wait_for()
     assert secret not in page.content() and secret[:16] in page.content()
+    assert page.locator("tr.api-key", has_text="章贡店前台").count() == 1
+    screenshot(page, f"admin-merchant-reloaded-{short}-1280")
     row = page.locator("tr.api-key", has_text="章贡店前台")
     row.locator("summary", has_text=words["revoke"]).click()
     row.get_by_role("button", name=words["revoke"]).click()
