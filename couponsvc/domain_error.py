@@ -96,127 +96,127 @@ CODES: dict[str, tuple[int, str]] = {
 # problem's `type`) says both. Every code of `CODES` has its entry (tests/test_problem_pages.py).
 GUIDANCE: dict[str, tuple[str, str]] = {
     "validation_error": (
-        "A field of the body or the query is missing, of the wrong type or out of range. "
-        "The `errors` member names each field with its messages.",
-        "Correct the fields named in `errors` and send the request again."),
+        N_("A field of the body or the query is missing, of the wrong type or out of range. "
+           "The `errors` member names each field with its messages."),
+        N_("Correct the fields named in `errors` and send the request again.")),
     "malformed_json": (
-        "The body could not be parsed as JSON.",
-        "Send a valid JSON document (UTF-8) with Content-Type: application/json."),
+        N_("The body could not be parsed as JSON."),
+        N_("Send a valid JSON document (UTF-8) with Content-Type: application/json.")),
     "bad_request": (
-        "The request cannot be understood as sent (a header or a parameter is malformed).",
-        "Read `detail`, correct the request and send it again; do not retry it unchanged."),
+        N_("The request cannot be understood as sent (a header or a parameter is malformed)."),
+        N_("Read `detail`, correct the request and send it again; do not retry it unchanged.")),
     "unauthenticated": (
-        "No API key was sent, or the key is unknown or revoked.",
-        "Send `Authorization: Bearer <key>` with a valid key; ask a manager for a new key if "
-        "yours was revoked."),
+        N_("No API key was sent, or the key is unknown or revoked."),
+        N_("Send `Authorization: Bearer <key>` with a valid key; ask a manager for a new key if "
+           "yours was revoked.")),
     "forbidden": (
-        "The key is valid but its role or its merchant may not do this.",
-        "Use a key of a role that may (the operation's description lists them), or of the "
-        "object's merchant. Retrying with the same key will not help."),
+        N_("The key is valid but its role or its merchant may not do this."),
+        N_("Use a key of a role that may (the operation's description lists them), or of the "
+           "object's merchant. Retrying with the same key will not help.")),
     "not_found": (
-        "No such object, or it belongs to another merchant.",
-        "Check the id in the path. Do not retry unchanged."),
+        N_("No such object, or it belongs to another merchant."),
+        N_("Check the id in the path. Do not retry unchanged.")),
     "method_not_allowed": (
-        "This path does not take this HTTP method.",
-        "Use a method named in the `Allow` header."),
+        N_("This path does not take this HTTP method."),
+        N_("Use a method named in the `Allow` header.")),
     "unsupported_media_type": (
-        "The body is not JSON.",
-        "Send the body as JSON with Content-Type: application/json."),
+        N_("The body is not JSON."),
+        N_("Send the body as JSON with Content-Type: application/json.")),
     "payload_too_large": (
-        "The body is larger than the service accepts.",
-        "Send a smaller body (split a batch into several requests)."),
+        N_("The body is larger than the service accepts."),
+        N_("Send a smaller body (split a batch into several requests).")),
     "conflict": (
-        "The request conflicts with the current state of the object.",
-        "Fetch the object again, then decide whether to send the request again."),
+        N_("The request conflicts with the current state of the object."),
+        N_("Fetch the object again, then decide whether to send the request again.")),
     "invalid_state": (
-        "The object's status does not allow this action (for example publishing a cancelled deal).",
-        "Fetch the object and check its `status`; `detail` says which states allow the action."),
+        N_("The object's status does not allow this action (for example publishing a cancelled deal)."),
+        N_("Fetch the object and check its `status`; `detail` says which states allow the action.")),
     "idempotency_key_reused": (
-        "This Idempotency-Key was already used with another request body.",
-        "Use a new key for a new request; reuse a key only to repeat exactly the same request."),
+        N_("This Idempotency-Key was already used with another request body."),
+        N_("Use a new key for a new request; reuse a key only to repeat exactly the same request.")),
     "idempotency_key_in_use": (
-        "A request with this Idempotency-Key is still being processed.",
-        "Wait a moment and send the same request again with the same key: it will answer "
-        "what the first one did."),
+        N_("A request with this Idempotency-Key is still being processed."),
+        N_("Wait a moment and send the same request again with the same key: it will answer "
+           "what the first one did.")),
     "rate_limited": (
-        "Too many failed look-ups (unknown codes) from this key or address in a short time.",
-        "Wait the seconds in `Retry-After` before trying again; check the codes you send."),
+        N_("Too many failed look-ups (unknown codes) from this key or address in a short time."),
+        N_("Wait the seconds in `Retry-After` before trying again; check the codes you send.")),
     "internal_error": (
-        "Something went wrong on the service's side; it has been logged.",
-        "Retry later with the same Idempotency-Key; if it persists, tell the operator the time "
-        "of the request."),
+        N_("Something went wrong on the service's side; it has been logged."),
+        N_("Retry later with the same Idempotency-Key; if it persists, tell the operator the time "
+           "of the request.")),
     "sold_out": (
-        "The deal has no coupons left.",
-        "Tell the buyer the deal is sold out; do not retry."),
+        N_("The deal has no coupons left."),
+        N_("Tell the buyer the deal is sold out; do not retry.")),
     "insufficient_stock": (
-        "Fewer coupons are left than the order asked for; `remaining` says how many.",
-        "Offer the buyer at most `remaining` coupons and place the order again."),
+        N_("Fewer coupons are left than the order asked for; `remaining` says how many."),
+        N_("Offer the buyer at most `remaining` coupons and place the order again.")),
     "customer_limit_reached": (
-        "This customer would have more coupons of the deal than its per-customer limit; "
-        "`bought` and `limit` say how many.",
-        "Offer at most `limit` minus `bought` coupons, or none."),
+        N_("This customer would have more coupons of the deal than its per-customer limit; "
+           "`bought` and `limit` say how many."),
+        N_("Offer at most `limit` minus `bought` coupons, or none.")),
     "campaign_not_on_sale": (
-        "The deal is not on sale now (not published yet, paused, or its sales have ended).",
-        "Do not offer the deal; `detail` says why it is not on sale."),
+        N_("The deal is not on sale now (not published yet, paused, or its sales have ended)."),
+        N_("Do not offer the deal; `detail` says why it is not on sale.")),
     "coupon_not_found": (
-        "No coupon has this code (or it belongs to another merchant).",
-        "Check the code with the customer; a till should scan again rather than retype."),
+        N_("No coupon has this code (or it belongs to another merchant)."),
+        N_("Check the code with the customer; a till should scan again rather than retype.")),
     "invalid_code": (
-        "The code is mistyped: its check character does not match.",
-        "Ask for the code again and retype it; nothing was looked up."),
+        N_("The code is mistyped: its check character does not match."),
+        N_("Ask for the code again and retype it; nothing was looked up.")),
     "invalid_qr": (
-        "The scanned QR code is not a couponsvc coupon QR, or its signature does not verify.",
-        "Scan again, or type the code printed under the QR."),
+        N_("The scanned QR code is not a couponsvc coupon QR, or its signature does not verify."),
+        N_("Scan again, or type the code printed under the QR.")),
     "coupon_already_redeemed": (
-        "The coupon has no uses left: it was used already (`redeemed_at` and the store say "
-        "when and where).",
-        "Do not hand over the goods; show the customer when and where the coupon was used."),
+        N_("The coupon has no uses left: it was used already (`redeemed_at` and the store say "
+           "when and where)."),
+        N_("Do not hand over the goods; show the customer when and where the coupon was used.")),
     "coupon_pending": (
-        "The deal has not reached its group threshold yet, so its coupons are not valid yet.",
-        "Tell the customer the deal has not tipped yet; the coupon becomes valid if it does."),
+        N_("The deal has not reached its group threshold yet, so its coupons are not valid yet."),
+        N_("Tell the customer the deal has not tipped yet; the coupon becomes valid if it does.")),
     "coupon_voided": (
-        "The coupon was voided (its deal was cancelled or failed, or a manager voided it).",
-        "Do not accept it; the customer's order is refunded or being refunded."),
+        N_("The coupon was voided (its deal was cancelled or failed, or a manager voided it)."),
+        N_("Do not accept it; the customer's order is refunded or being refunded.")),
     "coupon_expired": (
-        "The coupon's validity period has ended.",
-        "Do not accept it."),
+        N_("The coupon's validity period has ended."),
+        N_("Do not accept it.")),
     "coupon_not_yet_valid": (
-        "The coupon's validity period has not started yet.",
-        "Ask the customer to come back from the date the coupon is valid."),
+        N_("The coupon's validity period has not started yet."),
+        N_("Ask the customer to come back from the date the coupon is valid.")),
     "store_not_allowed": (
-        "The coupon's deal is not honoured at this store.",
-        "Tell the customer which stores honour the deal."),
+        N_("The coupon's deal is not honoured at this store."),
+        N_("Tell the customer which stores honour the deal.")),
     "insufficient_uses": (
-        "The coupon has fewer uses left than asked for; `uses_left` says how many.",
-        "Redeem at most `uses_left` uses."),
+        N_("The coupon has fewer uses left than asked for; `uses_left` says how many."),
+        N_("Redeem at most `uses_left` uses.")),
     "redemption_not_found": (
-        "No redemption has this id (or it belongs to another merchant).",
-        "Check the redemption id."),
+        N_("No redemption has this id (or it belongs to another merchant)."),
+        N_("Check the redemption id.")),
     "redemption_already_reversed": (
-        "This redemption was reversed already; its uses are back on the coupon.",
-        "Nothing to do: do not reverse it again."),
+        N_("This redemption was reversed already; its uses are back on the coupon."),
+        N_("Nothing to do: do not reverse it again.")),
     "reversal_window_closed": (
-        "A redemption can be reversed only for a while after it was made; that time has passed.",
-        "Ask a manager to handle it another way (for example a refund outside couponsvc)."),
+        N_("A redemption can be reversed only for a while after it was made; that time has passed."),
+        N_("Ask a manager to handle it another way (for example a refund outside couponsvc).")),
     "scanned_in_future": (
-        "An offline scan says it was made later than the service's clock, by more than the clock "
-        "skew allowed (5 minutes): the device's clock is wrong.",
-        "Set the device's clock right (automatic time); the scan is not redeemed. Redeem the coupon "
-        "online if the customer is still there."),
+        N_("An offline scan says it was made later than the service's clock, by more than the clock "
+           "skew allowed (5 minutes): the device's clock is wrong."),
+        N_("Set the device's clock right (automatic time); the scan is not redeemed. Redeem the coupon "
+           "online if the customer is still there.")),
     "offline_conflict": (
-        "A scan made offline reached the service after the coupon had been used elsewhere (or voided, "
-        "after the scan): the goods were handed over twice, or for a coupon being refunded. The scan "
-        "is recorded as a redemption attempt with its store, device and scan time.",
-        "Nothing to retry. A manager settles it: `GET /redemption-attempts?reason=offline_conflict` "
-        "lists these scans beside the redemption that came first."),
+        N_("A scan made offline reached the service after the coupon had been used elsewhere (or voided, "
+           "after the scan): the goods were handed over twice, or for a coupon being refunded. The scan "
+           "is recorded as a redemption attempt with its store, device and scan time."),
+        N_("Nothing to retry. A manager settles it: `GET /redemption-attempts?reason=offline_conflict` "
+           "lists these scans beside the redemption that came first.")),
     "too_many_integrations": (
-        "The merchant already has as many integrations as allowed.",
-        "Delete or reuse an existing integration before adding another."),
+        N_("The merchant already has as many integrations as allowed."),
+        N_("Delete or reuse an existing integration before adding another.")),
     "poster_font_missing": (
-        "The service found no font that draws Chinese, so it cannot draw the share poster (it "
-        "would show empty boxes instead of characters).",
-        "Ask the operator to install a CJK font (Debian: `apt-get install fonts-noto-cjk`) or to "
-        "name one in COUPONSVC_POSTER_FONT, then restart the service."),
+        N_("The service found no font that draws Chinese, so it cannot draw the share poster (it "
+           "would show empty boxes instead of characters)."),
+        N_("Ask the operator to install a CJK font (Debian: `apt-get install fonts-noto-cjk`) or to "
+           "name one in COUPONSVC_POSTER_FONT, then restart the service.")),
 }
 
 

@@ -7,8 +7,10 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from babel.messages.pofile import read_po
 
 from couponsvc.domain_error import CODES, GUIDANCE
+from couponsvc.i18n import TRANSLATIONS
 from couponsvc.public_url import base_url
 from tests.factories import Shop, problem
 
@@ -87,3 +89,28 @@ def test_every_type_in_real_answers_resolves_under_the_public_url(client, app, p
         page = client.get(urlsplit(body["type"]).path, key=None)
         assert page.status_code == 200, body["type"]
         assert f'data-status="{body["status"]}"' in page.get_data(as_text=True)
+
+
+def test_the_pages_speak_chinese_when_asked(client):
+    """As every API answer: English unless `Accept-Language` asks for Chinese."""
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    english = client.get("/problems/coupon_voided", key=None)
+    page = client.get("/problems/coupon_voided", key=None, headers=chinese)
+    assert english.headers["Content-Language"] == "en" and page.headers["Content-Language"] == "zh"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.get_data(as_text=True)))
+    assert "不要接受这张券；顾客的订单已退款或正在退款。" in text and "怎么办" in text
+    assert GUIDANCE["coupon_voided"][1] not in text and '<html lang="zh-CN">' in page.get_data(as_text=True)
+    assert GUIDANCE["coupon_voided"][1] in html.unescape(english.get_data(as_text=True))
+    entry = client.ok(client.get("/problems/insufficient_uses", key=None,
+                                 headers={**chinese, "Accept": "application/json"}))
+    assert entry["advice"] == "最多核销 `uses_left` 次。" and entry["code"] == "insufficient_uses"
+    index = client.get("/problems/", key=None, headers=chinese).get_data(as_text=True)
+    assert "问题代码" in index
+
+
+def test_every_code_s_words_are_in_the_catalogue():
+    """Each meaning and advice has its Chinese (tests/test_i18n.py checks that every entry
+    of the catalogue is translated)."""
+    with open(TRANSLATIONS / "zh/LC_MESSAGES/messages.po", "rb") as catalogue:
+        ids = {m.id for m in read_po(catalogue) if m.id}
+    assert {text for pair in GUIDANCE.values() for text in pair} <= ids

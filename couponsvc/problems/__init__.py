@@ -3,8 +3,9 @@
 A problem+json answer's `type` is `<COUPONSVC_PUBLIC_URL>/problems/<code>` (`type_url`);
 `GET /problems/<code>` says what the code means, its HTTP status and what a client
 should do, and `GET /problems/` lists every code: both generated from `CODES` and
-`GUIDANCE` (`domain_error.py`). HTML for people; JSON when `Accept` prefers it. An
-unknown code is a `404 not_found` problem.
+`GUIDANCE` (`domain_error.py`). HTML for people; JSON when `Accept` prefers it. In
+English, or in Chinese when `Accept-Language` asks for it (the API's rule). An unknown
+code is a `404 not_found` problem.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flask import Blueprint, jsonify, render_template, request
 from markupsafe import Markup, escape
 
 from ..domain_error import CODES, GUIDANCE, DomainError
+from ..i18n import language, translate
 from ..public_url import base_url
 
 PAGE_PATH = "/problems/"
@@ -27,10 +29,12 @@ def type_url(code: str) -> str:
 
 
 def describe(code: str) -> dict[str, Any]:
+    """A code's entry, its words in the request's language (English unless `Accept-Language`
+    asks for Chinese, as every API answer)."""
     status, title = CODES[code]
     meaning, advice = GUIDANCE[code]
-    return {"code": code, "status": status, "title": title, "meaning": meaning,
-            "advice": advice, "type": type_url(code)}
+    return {"code": code, "status": status, "title": translate(title), "meaning": translate(meaning),
+            "advice": translate(advice), "type": type_url(code)}
 
 
 @problems.app_template_filter("code_spans")
@@ -49,7 +53,7 @@ def index():
     entries = [describe(code) for code in CODES]
     if _wants_json():
         return jsonify(data=entries)
-    return render_template("problems/index.html", entries=entries)
+    return render_template("problems/index.html", entries=entries, language=language())
 
 
 @problems.get("/<code>")
@@ -59,4 +63,4 @@ def page(code: str):
     entry = describe(code)
     if _wants_json():
         return jsonify(entry)
-    return render_template("problems/code.html", entry=entry)
+    return render_template("problems/code.html", entry=entry, language=language())
