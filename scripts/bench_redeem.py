@@ -346,6 +346,10 @@ def _ours(results: dict[str, list[WrkResult]], variants: list[str]) -> WrkResult
     return results["on"][-1] if results.get("on") else results[variants[0]][-1]
 
 
+def _ratio(ours: WrkResult, thin: WrkResult) -> float:
+    return ours.rate / thin.rate if thin.rate else float("nan")
+
+
 def _round(args: argparse.Namespace, n: int, prefix: str = "-round-") -> str:
     return f"{prefix}{n + 1}" if args.rounds > 1 else ""
 
@@ -445,16 +449,16 @@ def bench(args: argparse.Namespace, procs: Processes) -> int:
         results = redeem_ours(args, procs, r, wrk, variants, codes[1 + n * per_round:1 + (n + 1) * per_round],
                               ours_args, n)
         thin = redeem_ceiling(args, procs, r, wrk, thin_codes[n * thin_per_round:(n + 1) * thin_per_round], n)
-        log(f"  ratio ours/ceiling{_round(args, n, ', round ')}: {_ours(results, variants).rate / thin.rate:.2f}")
+        log(f"  ratio ours/ceiling{_round(args, n, ', round ')}: {_ratio(_ours(results, variants), thin):.2f}")
         rounds.append((results, thin))
     results, thin_result = rounds[-1]
     ours_result = _ours(results, variants)
-    ratio = ours_result.rate / thin_result.rate if thin_result.rate else float("nan")
+    ratio = _ratio(ours_result, thin_result)
     metrics_rows = compare_metrics(results, thin_result)
     if args.rounds > 1:
         metrics_rows[:0] = [
             ("each round: ratio ours/ceiling",
-             ", ".join(f"{_ours(o, variants).rate / t.rate:.2f}" for o, t in rounds), ">= 0.5"),
+             ", ".join(f"{_ratio(_ours(o, variants), t):.2f}" for o, t in rounds), ">= 0.5"),
             ("each round: p99 ours / ceiling",
              ", ".join(f"{_ours(o, variants).ms('p99'):.1f} / {t.ms('p99'):.1f} ms" for o, t in rounds),
              "ours < 50 ms")]

@@ -4,9 +4,8 @@ The answer that shows a new key is the answer to a POST, so a reload of it sends
 form again. Without a token, that made a second key, shown like the first, and left the
 first working unseen. The form now carries the id the key it makes will have, with its
 merchant, signed (`itsdangerous`, under a key of its own drawn from `SECRET_KEY`) and
-good for a day: a form sent again finds its key already made and makes none, and says
-so (the key is never shown again). Two sends at once race on the primary key, which one
-of them wins.
+good for a day: a form sent again, after its key was made or at the same moment, fails on
+the key's primary key, makes none, and says so (the key is never shown again).
 """
 
 from __future__ import annotations

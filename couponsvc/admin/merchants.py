@@ -200,8 +200,6 @@ def create_api_key(merchant_id: str):
         return _merchant_page(merchant, status=422, key_form=form | {"token": new_token(merchant.id)},
                               key_errors={"key._schema": [_("This form is out of date: check it and "
                                                             "create the key again.")]})
-    if db.session.get(ApiKey, key_id) is not None:
-        return _made_already(merchant)
     body = {"role": form["role"], "label": form["label"], "store_id": form["store_id"] or None}
     try:
         new = create_key(db.session, merchant_id=merchant.id, key_id=key_id, **ApiKeyIn().load(body))
@@ -214,7 +212,7 @@ def create_api_key(merchant_id: str):
         merchant = merchants.get_merchant(db.session, g.principal, merchant_id)
         return _merchant_page(merchant, status=422, key_form=form,
                               key_errors=_prefixed(form_errors(error), "key."))
-    except IntegrityError:  # the same form sent twice at once: the other send made the key
+    except IntegrityError:  # the form was sent before (a reload, or two sends at once): its key exists
         db.session.rollback()
         if db.session.get(ApiKey, key_id) is None:
             raise

@@ -37,6 +37,11 @@ def describe(code: str) -> dict[str, Any]:
             "advice": translate(advice), "type": type_url(code)}
 
 
+@problems.context_processor
+def _language() -> dict[str, str]:
+    return {"language": language()}  # <html lang>
+
+
 @problems.app_template_filter("code_spans")
 def code_spans(text: str) -> Markup:
     """Escaped text with its `backticked` words set as <code>."""
@@ -53,7 +58,7 @@ def index():
     entries = [describe(code) for code in CODES]
     if _wants_json():
         return jsonify(data=entries)
-    return render_template("problems/index.html", entries=entries, language=language())
+    return render_template("problems/index.html", entries=entries)
 
 
 @problems.get("/<code>")
@@ -63,4 +68,4 @@ def page(code: str):
     entry = describe(code)
     if _wants_json():
         return jsonify(entry)
-    return render_template("problems/code.html", entry=entry, language=language())
+    return render_template("problems/code.html", entry=entry)

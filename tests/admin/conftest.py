@@ -27,6 +27,7 @@ from couponsvc.models import AdminUser
 
 PASSWORD = "correct horse battery"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_KEY_TOKEN = re.compile(r'name="key.token" value="([^"]+)"')
 _META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _numbers = itertools.count(1)
 
@@ -99,6 +100,11 @@ class Pages:
         answer = self.http.post(path, data=data, **kwargs)
         self._remember(answer)
         return answer
+
+    def key_form(self, merchant_id: str, **fields) -> dict[str, str]:
+        """The merchant page's API key form as a person sends it: with the page's one-time token."""
+        html = self.get(f"/admin/merchants/{merchant_id}").get_data(as_text=True)
+        return {"key.token": _KEY_TOKEN.search(html).group(1), **fields}
 
     def csrf_token(self) -> str:
         if self._token is None:

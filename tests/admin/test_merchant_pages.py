@@ -36,12 +36,6 @@ def field_error(html: str, name: str) -> str:
     return found.group(1).strip() if found else ""
 
 
-def key_form(page, merchant_id: str, **fields) -> dict[str, str]:
-    """The merchant page's key form as a person sends it: with the page's one-time token."""
-    html = page.get(f"/admin/merchants/{merchant_id}").get_data(as_text=True)
-    return {"key.token": re.search(r'name="key.token" value="([^"]+)"', html).group(1), **fields}
-
-
 @pytest.fixture
 def shop(client):
     return Shop(client)
@@ -154,8 +148,8 @@ def test_stores_are_added_and_edited_with_city_and_address(app, client, shop, ma
 
 def test_a_new_key_is_shown_once_works_and_is_revoked(app, client, shop, manager):
     merchant_id = shop.merchant["id"]
-    created = manager.post(f"/admin/merchants/{merchant_id}/api-keys", key_form(
-        manager, merchant_id, **{"key.role": "scanner", "key.store_id": shop.store["id"], "key.label": "前台"}))
+    created = manager.post(f"/admin/merchants/{merchant_id}/api-keys", manager.key_form(
+        merchant_id, **{"key.role": "scanner", "key.store_id": shop.store["id"], "key.label": "前台"}))
     assert created.status_code == 201
     assert created.headers["Cache-Control"] == "no-store"
     secret = re.search(r'data-testid="new-key">(cpn_scanner_[A-Za-z0-9_-]+)<', created.get_data(as_text=True)).group(1)
@@ -181,16 +175,16 @@ def test_a_new_key_is_shown_once_works_and_is_revoked(app, client, shop, manager
 
 def test_a_key_form_refuses_what_the_api_refuses(client, shop, manager):
     merchant_id = shop.merchant["id"]
-    pinned_manager = manager.post(f"/admin/merchants/{merchant_id}/api-keys", key_form(
-        manager, merchant_id, **{"key.role": "manager", "key.store_id": shop.store["id"], "key.label": ""}))
+    pinned_manager = manager.post(f"/admin/merchants/{merchant_id}/api-keys", manager.key_form(
+        merchant_id, **{"key.role": "manager", "key.store_id": shop.store["id"], "key.label": ""}))
     assert pinned_manager.status_code == 422
     assert field_error(text(pinned_manager), "key.store_id") == "Only scanner keys can be pinned to a store."
     platform = manager.post(f"/admin/merchants/{merchant_id}/api-keys",
-                            key_form(manager, merchant_id, **{"key.role": "platform"}))
+                            manager.key_form(merchant_id, **{"key.role": "platform"}))
     assert platform.status_code == 422 and field_error(text(platform), "key.role")
     foreign_store = Shop(client).store["id"]
-    other = manager.post(f"/admin/merchants/{merchant_id}/api-keys", key_form(
-        manager, merchant_id, **{"key.role": "scanner", "key.store_id": foreign_store}))
+    other = manager.post(f"/admin/merchants/{merchant_id}/api-keys", manager.key_form(
+        merchant_id, **{"key.role": "scanner", "key.store_id": foreign_store}))
     assert other.status_code == 422
     assert field_error(text(other), "key.store_id") == "No such store for this merchant."
 
@@ -200,7 +194,7 @@ def test_a_key_form_sent_again_makes_no_second_key(app, client, shop, manager):
     not made twice, nor shown again."""
     merchant_id = shop.merchant["id"]
     path = f"/admin/merchants/{merchant_id}/api-keys"
-    form = key_form(manager, merchant_id, **{"key.role": "scanner", "key.label": "收银台 2"})
+    form = manager.key_form(merchant_id, **{"key.role": "scanner", "key.label": "收银台 2"})
     first = manager.post(path, form)
     assert first.status_code == 201
     secret = re.search(r'data-testid="new-key">(cpn_scanner_[A-Za-z0-9_-]+)<', first.get_data(as_text=True)).group(1)
@@ -214,16 +208,17 @@ def test_a_key_form_sent_again_makes_no_second_key(app, client, shop, manager):
     assert len(made) == 1 and len(audit(app, "api_key.create")) == 1
     assert client.get("whoami", key=secret).status_code == 200
     # the answer's own form makes another key, once
-    second = manager.post(path, key_form(manager, merchant_id, **{"key.role": "manager", "key.label": "店长"}))
+    second = manager.post(path, manager.key_form(merchant_id, **{"key.role": "manager", "key.label": "店长"}))
     assert second.status_code == 201 and len(audit(app, "api_key.create")) == 2
 
 
 def test_a_key_form_without_a_good_token_makes_no_key(app, client, shop, manager):
     merchant_id = shop.merchant["id"]
     path = f"/admin/merchants/{merchant_id}/api-keys"
-    good = key_form(manager, merchant_id, **{"key.role": "scanner", "key.label": "前台"})
-    assert key_form(manager, merchant_id)["key.token"] != good["key.token"]  # each page its own
-    tampered = good["key.token"][:-1] + ("A" if good["key.token"][-1] != "A" else "B")
+    good = manager.key_form(merchant_id, **{"key.role": "scanner", "key.label": "前台"})
+    assert manager.key_form(merchant_id)["key.token"] != good["key.token"]  # each page its own
+    payload, signed = good["key.token"].rsplit(".", 1)  # a character inside the signature changed
+    tampered = f"{payload}.{signed[:10]}{'A' if signed[10] != 'A' else 'B'}{signed[11:]}"
     for token in ("", "not-a-token", tampered):
         refused = manager.post(path, good | {"key.token": token})
         assert refused.status_code == 422, token
@@ -235,7 +230,7 @@ def test_a_key_form_without_a_good_token_makes_no_key(app, client, shop, manager
 
 def test_a_key_form_of_one_merchant_makes_no_key_for_another(app, client, op):
     first, second = Shop(client), Shop(client)
-    form = key_form(op, first.merchant["id"], **{"key.role": "scanner", "key.label": "前台"})
+    form = op.key_form(first.merchant["id"], **{"key.role": "scanner", "key.label": "前台"})
     refused = op.post(f"/admin/merchants/{second.merchant['id']}/api-keys", form)
     assert refused.status_code == 422 and "This form is out of date" in text(refused)
     assert audit(app, "api_key.create") == []
