@@ -84,12 +84,12 @@ def current_person() -> bool:
         db.session.rollback()
         return False
     g.admin_session, g.person = found
+    if db.session.dirty:  # last_seen_at moved on; asked before any query flushes it unseen
+        db.session.commit()
     g.principal = people.principal_of(g.person)
     g.timezone = DEFAULT_TIMEZONE
     if g.person.merchant_id:
         g.timezone = db.session.get(Merchant, g.person.merchant_id).timezone or DEFAULT_TIMEZONE
-    if db.session.dirty:  # last_seen_at moved on
-        db.session.commit()
     return True
 
 

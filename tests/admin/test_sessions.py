@@ -48,6 +48,22 @@ def test_the_last_seen_time_is_kept_up_to_date_but_not_on_every_page(app, operat
         assert db.session.scalar(select(AdminSession.last_seen_at)) == seen
 
 
+def test_a_managers_pages_keep_the_session_alive_too(app, client, manager_of, signed_in):
+    """A manager's request looks up the merchant's time zone after the session: that query
+    flushed the moved `last_seen_at` unseen, and the request ended without committing it,
+    so a manager browsing all day was signed out two hours after signing in."""
+    merchant = client.merchant()
+    page = signed_in(app.test_client(), manager_of(merchant))
+    idle = app.config["ADMIN_SESSION_IDLE"]
+    long_ago = utcnow() - timedelta(seconds=idle - 120)
+    age_sessions(app, last_seen_at=long_ago)
+    assert page.get("/admin/campaigns").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(AdminSession.last_seen_at)) > long_ago + timedelta(seconds=60)
+    age_sessions(app, last_seen_at=utcnow() - timedelta(seconds=idle - 120))
+    assert page.get("/admin/campaigns").status_code == 200  # seen again: not idle
+
+
 def test_a_session_ended_from_another_one_is_signed_out(app, operator, signed_in):
     phone = signed_in(app.test_client(), operator)
     desk = signed_in(app.test_client(), operator)
