@@ -177,6 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
             lambda n, r: _int(n, r, minimum=1)),
     Setting("COUPONSVC_ADMIN_SIGNIN_LIMIT_PER_ADDRESS", "ADMIN_SIGNIN_LIMIT_PER_ADDRESS",
             "20/15minutes", _str),
+    # seconds between two refreshes of an open campaign page's figures; 0: never (docs/admin.md)
+    Setting("COUPONSVC_ADMIN_FIGURES_EVERY", "ADMIN_FIGURES_EVERY", 20,
+            lambda n, r: _int(n, r, minimum=0)),
     # Promotion (docs/promotion.md): where a deal link points, the poster's CJK font
     Setting("COUPONSVC_DEAL_URL_TEMPLATE", "DEAL_URL_TEMPLATE", None, _deal_url_template),
     Setting("COUPONSVC_POSTER_FONT", "POSTER_FONT", None, _font_file),

@@ -445,9 +445,10 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 
 def find_session(session: Session, token: str | None, *, policy: SignInPolicy,
-                 now: datetime | None = None) -> tuple[AdminSession, AdminUser] | None:
+                 now: datetime | None = None, touch: bool = True) -> tuple[AdminSession, AdminUser] | None:
     """The live session of this token and its person, its `last_seen_at` brought up to
-    date; None for an unknown, ended, expired or idle session or a disabled person."""
+    date (unless `touch` is False: a page's own polling is not the person's doing);
+    None for an unknown, ended, expired or idle session or a disabled person."""
     if not token or len(token) > 100:
         return None
     now = now or utcnow()
@@ -462,7 +463,7 @@ def find_session(session: Session, token: str | None, *, policy: SignInPolicy,
     if (record.ended_at is not None or record.expires_at <= now or user.disabled_at is not None
             or record.last_seen_at + timedelta(seconds=policy.idle_seconds) <= now):
         return None
-    if now - record.last_seen_at >= TOUCH_EVERY:
+    if touch and now - record.last_seen_at >= TOUCH_EVERY:
         record.last_seen_at = now
     return record, user
 

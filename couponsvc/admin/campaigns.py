@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import (
     Response,
+    current_app,
     flash,
     g,
     redirect,
@@ -50,7 +51,7 @@ from . import admin
 from .bar_chart import bar_chart
 from .campaign_form import field_errors, form_input, load, unchanged_dropped, values_of
 from .figures import figures, forget
-from .guard import audit, signed_in
+from .guard import audit, polled, signed_in
 
 LIST_PAGE = 50
 MERCHANT_OPTIONS = 1000
@@ -268,7 +269,7 @@ def campaign_page(campaign_id: str):
     campaign = _campaign(campaign_id)
     merchant = _merchant(campaign)
     zone = ZoneInfo(merchant.timezone)
-    counted = figures(("campaign", campaign.id), lambda: lifecycle.campaign_stats(db.session, campaign))
+    counted = _figures(campaign)
     stats = counted.value
     orders = cursor_page(orders_query(g.principal.merchant_scope, campaign_id=campaign.id), Order.id,
                          after=None, limit=SHOWN_ON_PAGE, descending=True)
@@ -279,7 +280,28 @@ def campaign_page(campaign_id: str):
         chart=bar_chart(_days(stats["by_day"], zone)), orders=orders["data"],
         more_orders=orders["next"] is not None, coupons=coupons, more_coupons=more_coupons is not None,
         bulk=has_bulk(db.session, campaign), actions=possible_actions(campaign),
-        editable=campaign.status in EDITABLE, now=utcnow(), operator=g.principal.merchant_scope is None)
+        editable=campaign.status in EDITABLE, now=utcnow(), operator=g.principal.merchant_scope is None,
+        refresh=_refresh(campaign))
+
+
+@admin.get("/campaigns/<campaign_id>/figures")
+@polled
+def campaign_figures(campaign_id: str):
+    """The page's four figures alone, which the open page asks for again (htmx) every
+    `ADMIN_FIGURES_EVERY` seconds while they can still change."""
+    campaign = _campaign(campaign_id)
+    return render_template("admin/campaigns/figures.html", campaign=campaign, stats=_figures(campaign).value,
+                           tz=_merchant(campaign).timezone, refresh=_refresh(campaign))
+
+
+def _figures(campaign: Campaign):
+    return figures(("campaign", campaign.id), lambda: lifecycle.campaign_stats(db.session, campaign))
+
+
+def _refresh(campaign: Campaign) -> int | None:
+    """Seconds until the page asks for the figures again; None: they are final."""
+    every = current_app.config["ADMIN_FIGURES_EVERY"]
+    return every if every and lifecycle.figures_can_change(campaign, utcnow()) else None
 
 
 @admin.get("/campaigns/<campaign_id>/orders")

@@ -74,12 +74,28 @@ def cookie_secure() -> bool:
     return bool(current_app.config.get("SESSION_COOKIE_SECURE"))
 
 
-def current_person() -> bool:
-    """Load the signed-in person into `g` (once per request); whether there is one."""
+def polled(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For what an open page asks for again by itself (htmx polling, never a person's
+    click): it does not keep the session alive, whose idle time counts what the person
+    does, and without a session it answers 401, which htmx leaves out of the page
+    (`noSwap` in base.html), where `signed_in` would send the sign-in page to be put in."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_person(touch=False):
+            abort(401)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def current_person(*, touch: bool = True) -> bool:
+    """Load the signed-in person into `g` (once per request); whether there is one.
+    `touch=False`: the session's `last_seen_at` stays where it was (`polled`)."""
     if "person" in g:
         return g.person is not None
     g.person = g.principal = g.admin_session = None
-    found = people.find_session(db.session, request.cookies.get(COOKIE), policy=policy())
+    found = people.find_session(db.session, request.cookies.get(COOKIE), policy=policy(), touch=touch)
     if found is None:
         db.session.rollback()
         return False

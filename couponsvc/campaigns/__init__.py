@@ -4,6 +4,7 @@ from .close import close_campaign, due_campaign_ids
 from .lifecycle import (
                         cancel,
                         create_campaign,
+                        figures_can_change,
                         get_campaign,
                         pause,
                         publish,
@@ -13,4 +14,4 @@ from .lifecycle import (
 from .stats import campaign_stats
 
 __all__ = ["cancel", "close_campaign", "campaign_stats", "create_campaign", "due_campaign_ids",
-           "get_campaign", "pause", "publish", "resume", "update_campaign"]
+           "figures_can_change", "get_campaign", "pause", "publish", "resume", "update_campaign"]

@@ -37,6 +37,15 @@ def possible_actions(campaign: Campaign) -> list[str]:
     return [action for action, (sources, _) in MOVES.items() if campaign.status in sources]
 
 
+def figures_can_change(campaign: Campaign, now: datetime) -> bool:
+    """Whether the campaign's figures may still move without an action on it: coupons sold
+    while it is on sale, redeemed while they are valid (a paused or ended campaign's coupons
+    are honoured until `valid_until`). A draft's, a failed or a cancelled campaign's are final."""
+    if campaign.status == "active":
+        return True
+    return campaign.status in ("paused", "ended") and now < to_utc(campaign.valid_until)
+
+
 def get_campaign(session: Session, principal: Principal, campaign_id: str, *,
                  for_update: bool = False) -> Campaign:
     return visible(session, principal, Campaign, campaign_id, name="campaign", for_update=for_update)

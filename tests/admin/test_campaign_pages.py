@@ -15,15 +15,16 @@ import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 from rq import Queue, SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from couponsvc import codes
 from couponsvc.admin import campaigns as campaign_pages
 from couponsvc.extensions import db
 from couponsvc.jobs import runner
-from couponsvc.models import AuditEntry, Campaign
+from couponsvc.models import AdminSession, AuditEntry, Campaign
 from couponsvc.qr import payload as qr_payload
 from couponsvc.qr_keys import keyring
+from couponsvc.timeutil import to_utc, utcnow
 from tests.factories import Shop, iso, now
 
 EN = {"Accept-Language": "en"}
@@ -356,6 +357,91 @@ def test_the_campaign_page_shows_its_figures_orders_and_coupons(app, client, sho
     assert shown.count('class="bar"') == 30
     actions = set(re.findall(rf'action="/admin/campaigns/{a.campaign["id"]}/([a-z]+)"', shown))
     assert actions == {"pause", "cancel"}  # what an active deal can do
+
+
+def figures_of(text: str) -> dict[str, str]:
+    return dict(re.findall(r'data-figure="([a-z-]+)">([0-9]+)<', text))
+
+
+def test_the_page_asks_for_its_figures_again_and_they_follow_the_sales(app, client, shops, manager_of,
+                                                                       signed_in):
+    a, _ = shops
+    app.config["ADMIN_FIGURES_EVERY"] = 7
+    page = signed_in(app.test_client(), manager_of(a.merchant))
+    shown = text_of(page.get(f"/admin/campaigns/{a.campaign['id']}"))
+    url = f"/admin/campaigns/{a.campaign['id']}/figures"
+    assert f'hx-get="{url}"' in shown and 'hx-trigger="every 7s' in shown
+    first = page.get(url)
+    assert first.status_code == 200 and first.mimetype == "text/html"
+    grid = ("sold", "issued", "redeemed")
+    assert [figures_of(text_of(first))[name] for name in grid] == [figures_of(shown)[name] for name in grid]
+    assert "<html" not in text_of(first)  # the part alone
+    coupons = a.coupons(2)
+    a.redeem(coupons[0]["code"])
+    again = figures_of(text_of(page.get(url)))
+    assert int(again["sold"]) == int(figures_of(shown)["sold"]) + 2
+    assert int(again["redeemed"]) == int(figures_of(shown)["redeemed"]) + 1
+    assert int(again["coupons-redeemed"]) == int(figures_of(shown)["coupons-redeemed"]) + 1
+    assert 'id="campaign-coupon-figures" hx-swap-oob="true"' in text_of(page.get(url))
+    assert 'hx-swap-oob' not in shown  # on the page, in its place
+    assert f'hx-get="{url}"' in text_of(page.get(url))  # and it goes on asking
+
+    app.config["ADMIN_FIGURES_EVERY"] = 0  # turned off
+    assert "hx-get" not in text_of(page.get(f"/admin/campaigns/{a.campaign['id']}"))
+
+
+@pytest.mark.parametrize("status", ["draft", "cancelled", "ended-expired"])
+def test_final_figures_are_not_asked_for_again(app, client, shops, manager_of, signed_in, status):
+    a, _ = shops
+    campaign = client.campaign(a.merchant["id"], publish=status != "draft")
+    with app.app_context():
+        row = db.session.get(Campaign, campaign["id"])
+        if status == "cancelled":
+            row.status = "cancelled"
+        elif status == "ended-expired":  # ended, and its coupons no longer valid
+            row.status = "ended"
+            row.valid_until = datetime.now(UTC) - timedelta(minutes=1)
+        db.session.commit()
+    page = signed_in(app.test_client(), manager_of(a.merchant))
+    assert "hx-get" not in text_of(page.get(f"/admin/campaigns/{campaign['id']}"))
+    assert "hx-get" not in text_of(page.get(f"/admin/campaigns/{campaign['id']}/figures"))
+
+
+def test_an_ended_campaigns_figures_are_asked_for_while_its_coupons_are_valid(app, client, shops,
+                                                                              manager_of, signed_in):
+    a, _ = shops
+    with app.app_context():
+        db.session.get(Campaign, a.campaign["id"]).status = "ended"
+        db.session.commit()
+    page = signed_in(app.test_client(), manager_of(a.merchant))
+    assert "hx-get" in text_of(page.get(f"/admin/campaigns/{a.campaign['id']}"))
+
+
+def test_the_figures_are_for_a_signed_in_person_of_the_merchant_and_keep_no_session_alive(
+        app, client, shops, manager_of, signed_in):
+    a, b = shops
+    url = f"/admin/campaigns/{a.campaign['id']}/figures"
+    anonymous = app.test_client().get(url)
+    assert anonymous.status_code == 401  # not the sign-in page, which htmx would put in the page
+    assert "location" not in anonymous.headers
+    other = signed_in(app.test_client(), manager_of(b.merchant))
+    assert other.get(url).status_code == 404
+    page = signed_in(app.test_client(), manager_of(a.merchant))
+    long_ago = utcnow() - timedelta(minutes=30)
+    with app.app_context():
+        db.session.execute(update(AdminSession).values(last_seen_at=long_ago))
+        db.session.commit()
+    assert page.get(url).status_code == 200
+    with app.app_context():  # polling is not the person's doing: the idle time goes on counting
+        assert {to_utc(t) for t in db.session.scalars(select(AdminSession.last_seen_at))} == {long_ago}
+    assert page.get(f"/admin/campaigns/{a.campaign['id']}").status_code == 200
+    with app.app_context():  # a page the person opened is
+        assert max(map(to_utc, db.session.scalars(select(AdminSession.last_seen_at)))) > long_ago
+    with app.app_context():
+        db.session.execute(update(AdminSession).values(
+            last_seen_at=utcnow() - timedelta(seconds=app.config["ADMIN_SESSION_IDLE"] + 1)))
+        db.session.commit()
+    assert page.get(url).status_code == 401  # idle: signed out for the poll too
 
 
 def test_orders_and_coupons_are_paged(app, client, operator, signed_in, monkeypatch):

@@ -158,3 +158,41 @@ def test_a_manager_cannot_reach_another_merchants_campaign_by_url(app, client, l
         assert "别家的团购" not in page.content()
     page.goto("/admin/campaigns")
     assert "别家的团购" not in page.content()
+
+
+def test_the_campaign_pages_figures_follow_the_sales_until_the_session_ends(app, client, live_server,
+                                                                            new_context):
+    """htmx asks for the figures again (every second here, ADMIN_FIGURES_EVERY): an order
+    placed meanwhile shows without a reload; once the session is gone the answer is a 401,
+    which htmx leaves out of the page (base.html's noSwap): the figures stay, no sign-in
+    form appears in their place, and no script error."""
+    words = WORDS["zh-CN"]
+    app.config["ADMIN_FIGURES_SLOW"] = None
+    app.config["ADMIN_FIGURES_EVERY"] = 1
+    merchant = client.merchant(name="老街牛肉面", city="赣州")
+    client.store(merchant["id"], name="章贡店")
+    deal = client.campaign(merchant["id"], title="牛肉面双人餐", min_group_size=3)
+    client.order(deal["id"])
+    manager = make_person(app, role=people.MANAGER, merchant_id=merchant["id"], name="李店长")
+    page = new_context(locale="zh-CN", viewport=DESKTOP).new_page()
+    sign_in(page, words, manager)
+    page.goto(f"/admin/campaigns/{deal['id']}")
+    sold = page.locator('#campaign-figures [data-figure="sold"]')
+    assert sold.inner_text() == "1"
+    client.order(deal["id"], quantity=2)
+    page.locator('#campaign-figures [data-figure="sold"]', has_text="3").wait_for(timeout=15_000)
+    assert page.locator("#campaign-figures .badge-tipped").count() == 1  # tipped at 3, no reload
+    # the coupons by status too (out of band), all three active once tipped
+    page.locator('#campaign-coupon-figures [data-figure="coupons-active"]', has_text="3").wait_for()
+    assert page.locator('#campaign-coupon-figures [data-figure="coupons-pending"]').inner_text() == "0"
+    screenshot(page, "admin-campaign-figures-followed-zh-1280")
+
+    figures_url = f"/admin/campaigns/{deal['id']}/figures"
+    page.context.clear_cookies()
+    with page.expect_response(lambda answer: answer.url.endswith(figures_url) and answer.status == 401,
+                              timeout=15_000):
+        pass
+    page.wait_for_timeout(300)  # the answer handled
+    assert page.locator('#campaign-figures [data-figure="sold"]').inner_text() == "3"
+    assert page.get_by_label(words["password"], exact=True).count() == 0
+    assert page.get_by_role("heading", name="牛肉面双人餐").count() == 1
