@@ -217,7 +217,7 @@ def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
     values = _params(w)
     try:
         with RawCursor(raw, row_factory=statement.rows) as cursor:
-            row = cursor.execute(statement.sql, [values[name] for name in statement.names]).fetchone()
+            row = cursor.execute(statement.query, [values[name] for name in statement.names]).fetchone()
     except UniqueViolation as error:
         if w.claim is None or error.diag.table_name != _RECORDS.name:
             raise
@@ -261,12 +261,19 @@ def _snapshot_sql(k) -> ColumnElement:
 
 @dataclass(frozen=True)
 class Compiled:
-    """The statement as sent: its SQL, the names of its $1, $2, … (`_params`' keys), and
-    the row it returns as a named tuple."""
+    """The statement as sent: its SQL (and as bytes, `query`), the names of its $1, $2, …
+    (`_params`' keys), and the row it returns as a named tuple."""
 
     sql: str
     names: tuple[str, ...]
     row: type
+    # What psycopg is given: its SQL as bytes, encoded once. Given the text, psycopg
+    # encodes its 5 kB on every execution, and hashes the new bytes to find the prepared
+    # statement; the hash of one bytes object is computed once.
+    query: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query", self.sql.encode())
 
     def rows(self, _cursor) -> Callable[[Sequence[Any]], Any]:
         """psycopg's row factory: the named tuple made once, where psycopg's `namedtuple_row`
