@@ -19,12 +19,13 @@ request with the functions the view and the hooks use, no rule of its own:
 Everything else goes on to Flask, which answers as if the lane were not there: another
 route, a body that is not a small JSON object, a key not seen yet or not a till's, a
 body the schema refuses, a bad `Idempotency-Key`, traces on (on SQLite the lane is not
-installed at all); and every redeem the statement did not make (a refusal, a replay, a revoked key, a budget used up, a
-concurrent request with the same key). The statement then changed nothing, so Flask's
-view runs the request from the start and answers it exactly as before (a refusal costs
-the statement twice; it is the rare case at a till). An error other than a refusal is
-answered by Flask's error handlers, as the view's would be: the statement may have
-committed, so the request is not run again. `COUPONSVC_REDEEM_LANE=0` turns the lane off.
+installed at all); and every redeem the statement did not make (a refusal, a replay, a
+revoked key, a budget used up, a concurrent request with the same key). The statement
+then changed nothing, so Flask's view runs the request from the start and answers it
+exactly as before (a refusal costs the statement twice; it is the rare case at a till).
+An error other than a refusal is answered by Flask's error handlers, as the view's would
+be: the statement may have committed, so the request is not run again.
+`COUPONSVC_REDEEM_LANE=0` turns the lane off.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import psycopg
@@ -267,13 +267,13 @@ class Compiled:
     sql: str
     names: tuple[str, ...]
     row: type
-    # What psycopg is given: its SQL as bytes, encoded once. Given the text, psycopg
-    # encodes its 5 kB on every execution, and hashes the new bytes to find the prepared
-    # statement; the hash of one bytes object is computed once.
-    query: bytes = b""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "query", self.sql.encode())
+    @cached_property
+    def query(self) -> bytes:
+        """What psycopg is given: the SQL as bytes, encoded once. Given the text, psycopg
+        encodes its 5 kB on every execution and hashes the new bytes to find the prepared
+        statement; the hash of one bytes object is computed once."""
+        return self.sql.encode()
 
     def rows(self, _cursor) -> Callable[[Sequence[Any]], Any]:
         """psycopg's row factory: the named tuple made once, where psycopg's `namedtuple_row`

@@ -71,6 +71,11 @@ def form_of(**fields) -> dict:
             "valid_until": (start + timedelta(days=30)).strftime(local), **fields}
 
 
+def figures_of(text: str) -> dict[str, str]:
+    """A page's figures by their `data-figure` names."""
+    return dict(re.findall(r'data-figure="([a-z-]+)">([0-9]+)<', text))
+
+
 def error_of(page_text: str, field: str) -> str | None:
     found = re.search(rf'id="f-{field}-error">([^<]*)<', page_text)
     return found.group(1).strip() if found else None
@@ -347,7 +352,7 @@ def test_the_campaign_page_shows_its_figures_orders_and_coupons(app, client, sho
     assert a.redeem(coupons[0]["code"]).status_code in (200, 201)
     page = signed_in(app.test_client(), operator)
     shown = text_of(page.get(f"/admin/campaigns/{a.campaign['id']}", headers=EN))
-    figures = dict(re.findall(r'data-figure="([a-z-]+)">([0-9]+)<', shown))
+    figures = figures_of(shown)
     assert figures["sold"] == "3" and figures["issued"] == "3" and figures["redeemed"] == "1"
     assert figures["coupons-redeemed"] == "1" and figures["coupons-active"] == "2"
     assert "张三" in shown  # the order
@@ -357,10 +362,6 @@ def test_the_campaign_page_shows_its_figures_orders_and_coupons(app, client, sho
     assert shown.count('class="bar"') == 30
     actions = set(re.findall(rf'action="/admin/campaigns/{a.campaign["id"]}/([a-z]+)"', shown))
     assert actions == {"pause", "cancel"}  # what an active deal can do
-
-
-def figures_of(text: str) -> dict[str, str]:
-    return dict(re.findall(r'data-figure="([a-z-]+)">([0-9]+)<', text))
 
 
 def test_the_page_asks_for_its_figures_again_and_they_follow_the_sales(app, client, shops, manager_of,

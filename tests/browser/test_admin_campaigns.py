@@ -187,12 +187,10 @@ def test_the_campaign_pages_figures_follow_the_sales_until_the_session_ends(app,
     assert page.locator('#campaign-coupon-figures [data-figure="coupons-pending"]').inner_text() == "0"
     screenshot(page, "admin-campaign-figures-followed-zh-1280")
 
-    figures_url = f"/admin/campaigns/{deal['id']}/figures"
     page.context.clear_cookies()
-    with page.expect_response(lambda answer: answer.url.endswith(figures_url) and answer.status == 401,
-                              timeout=15_000):
-        pass
-    page.wait_for_timeout(300)  # the answer handled
+    # until htmx has finished with a 401 (`htmx:finally:request` comes after its swap, or none)
+    page.evaluate("""() => new Promise(done => document.addEventListener('htmx:finally:request',
+        event => { if (event.detail.ctx.response?.status === 401) done(); }))""")
     assert page.locator('#campaign-figures [data-figure="sold"]').inner_text() == "3"
     assert page.get_by_label(words["password"], exact=True).count() == 0
     assert page.get_by_role("heading", name="牛肉面双人餐").count() == 1
