@@ -12,7 +12,7 @@ request with the functions the view and the hooks use, no rule of its own:
 - the body loaded by the view's schema (`SCAN_IN`), the `Idempotency-Key` checked and
   the request fingerprinted by `unit_of_work`'s functions, the scan made by `scanned`;
 - `redeem.redeem`, its one statement on a connection of the statement pool;
-- the 201 drawn by `redeemed_text` and `redemption_location`, with the headers the
+- the 201 drawn by `redeemed_json` and `redemption_location`, with the headers the
   hooks add (`X-Request-ID`, `Content-Language`, `Vary`), the access line and the
   request's count (`logs/access.py`, `metrics/endpoint.py`).
 
@@ -50,7 +50,7 @@ from ..metrics.switch import counting
 from ..models.idempotency import Claim
 from ..principal import Principal, remembered
 from ..qr_keys import keyring
-from .redemptions import SCAN_IN, TILL, redeemed_text, redemption_location, scanned
+from .redemptions import SCAN_IN, TILL, redeemed_json, redemption_location, scanned
 from .unit_of_work import ENVIRON_HEADER as IDEMPOTENCY_HEADER
 from .unit_of_work import after_statement, checked_key, fingerprint, scope_of, statements
 
@@ -90,7 +90,7 @@ class RedeemLane:
                     done = self._redeem(environ, principal, body)
                     if done is None:
                         return None
-                    payload = redeemed_text(done).encode()
+                    payload = redeemed_json(done)
                     headers = [
                         ("Location", redemption_location(done.id)), ("Content-Type", "application/json"),
                         ("Content-Length", str(len(payload))), ("Content-Language", api_language(environ)),

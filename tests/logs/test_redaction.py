@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -59,3 +60,18 @@ def test_both_formatters_mask_the_message_the_extras_and_the_traceback():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["raw_input"] == f"{CODE[:4]}-****-****"
     assert entry["exc"].startswith("Traceback") and "Bearer [redacted]" in entry["exc"]
+
+
+def test_a_json_line_is_written_whatever_its_values():
+    """Values orjson writes (Chinese as is, a datetime, an object by its str) and values it
+    will not (an integer past 64 bits, a lone surrogate), which the standard library's
+    encoder then writes: every record makes one line of JSON."""
+    record = logging.LogRecord("couponsvc.test", logging.INFO, __file__, 1, "核销 %s", ("成功",), None)
+    record.at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    record.thing = object()
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "核销 成功" and entry["at"] == "2026-11-30T12:00:00+00:00"
+    assert entry["thing"].startswith("<object object at")
+    record.big, record.odd = 2**70, "a\ud800b"
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["big"], entry["odd"], entry["msg"]) == (2**70, "a\ud800b", "核销 成功")
