@@ -11,10 +11,12 @@ Two forms of the same writes, both built from that Core:
 - PostgreSQL runs the UPDATE, the redemption, the event, its fan-out to the merchant's
   integrations (`outbox.fanout.insert_deliveries`) and, with an `Idempotency-Key`, the
   stored answer, as one statement of data-modifying CTEs: one round trip, which is most
-  of what a redeem costs. It is compiled once per variant and sent straight through
-  psycopg on the session's connection (SQLAlchemy's execution context cost more than
-  the statement), with PostgreSQL's own placeholders for a redeem's own values and its
-  constants written into the SQL.
+  of what a redeem costs. It is compiled once per variant, with PostgreSQL's own
+  placeholders for a redeem's own values and its constants written into the SQL, and
+  sent straight through psycopg (SQLAlchemy's execution context cost more than the
+  statement): on a connection of the statement pool, prepared under a name of its own
+  and run through psycopg's libpq layer (`prepared.py`); on the session's connection,
+  inside its transaction, or while traces are recorded, through a `RawCursor`.
 - SQLite cannot modify data inside a CTE and runs the same writes as statements in one
   transaction (`emit` fans out), where the caller's `unit_of_work` stores the answer.
 
@@ -67,6 +69,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from .. import tracing
 from ..models import (
     ApiKey,
     Campaign,
@@ -82,6 +85,7 @@ from ..outbox import payload
 from ..outbox.emit import emit, insert_events
 from ..outbox.fanout import announce, insert_deliveries
 from ..timeutil import to_utc
+from .prepared import first_row
 
 SNAPSHOT = "redemption"  # the renderer of the answers this statement stores
 
@@ -215,9 +219,13 @@ def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
     statement = _postgresql_statement(w.merchant_id is None, w.campaign_id is not None,
                                       w.claim is not None)
     values = _params(w)
+    params = [values[name] for name in statement.names]
     try:
-        with RawCursor(raw, row_factory=statement.rows) as cursor:
-            row = cursor.execute(statement.query, [values[name] for name in statement.names]).fetchone()
+        if raw.autocommit and not tracing.enabled():  # a connection of the statement pool
+            row = first_row(raw, statement.name, statement.query, params, statement.row._make)
+        else:  # the session's, in its transaction (or a span to record around the statement)
+            with RawCursor(raw, row_factory=statement.rows) as cursor:
+                row = cursor.execute(statement.query, params).fetchone()
     except UniqueViolation as error:
         if w.claim is None or error.diag.table_name != _RECORDS.name:
             raise
@@ -262,11 +270,13 @@ def _snapshot_sql(k) -> ColumnElement:
 @dataclass(frozen=True)
 class Compiled:
     """The statement as sent: its SQL (and as bytes, `query`), the names of its $1, $2, …
-    (`_params`' keys), and the row it returns as a named tuple."""
+    (`_params`' keys), the row it returns as a named tuple, and the name it is prepared
+    under on a connection of the statement pool (`prepared.py`)."""
 
     sql: str
     names: tuple[str, ...]
     row: type
+    name: bytes
 
     @cached_property
     def query(self) -> bytes:
@@ -320,7 +330,9 @@ def _postgresql_statement(any_merchant: bool, signed_campaign: bool, idempotent:
         ).cte("i")
         statement = statement.add_cte(record)
     sql, names = _constants_inline(statement.compile(dialect=_NATIVE_PLACEHOLDERS))
-    return Compiled(sql, names, namedtuple("RedeemRow", [column.key for column in statement.selected_columns]))
+    variant = "".join("yn"[not flag] for flag in (any_merchant, signed_campaign, idempotent))
+    return Compiled(sql, names, namedtuple("RedeemRow", [column.key for column in statement.selected_columns]),
+                    f"couponsvc_redeem_{variant}".encode())
 
 
 def _constants_inline(compiled) -> tuple[str, tuple[str, ...]]:
@@ -341,9 +353,9 @@ def _constants_inline(compiled) -> tuple[str, tuple[str, ...]]:
     return sql, tuple(kept)
 
 
-# PostgreSQL's own $1 placeholders, sent through psycopg's RawCursor: psycopg parses a
-# %(name)s query on every execution when it is longer than 4 kB (it caches only shorter
-# ones), which cost more than a third of a millisecond per redeem.
+# PostgreSQL's own $1 placeholders, as libpq and psycopg's RawCursor take them: psycopg
+# parses a %(name)s query on every execution when it is longer than 4 kB (it caches only
+# shorter ones), which cost more than a third of a millisecond per redeem.
 _NATIVE_PLACEHOLDERS = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
 
 

@@ -106,7 +106,52 @@ def test_the_statement_pool_connects_as_the_engine_does(app, client):
     connections too: the engine's connect_args are theirs."""
     shop = Shop(client)
     client.ok(_redeem(client, shop, shop.coupon()["code"]), 201)
-    with app.app_context():
-        pool = statement_pool(db.engine, 1, {})
-    with pool.connection() as connection:
+    with _statement_pool(app).connection() as connection:
         assert connection.prepare_threshold is None and connection.autocommit
+        assert _prepared_on(connection) == []  # sent whole, unnamed, as PgBouncer needs
+
+
+def _statement_pool(app):
+    with app.app_context():
+        return statement_pool(db.engine, 1, {})
+
+
+def _prepared_on(connection: psycopg.Connection) -> list[str]:
+    return [row[0] for row in connection.execute("SELECT name FROM pg_prepared_statements")]
+
+
+@pytest.mark.config(DB_POOL_SIZE=1)
+def test_the_statement_is_prepared_once_under_its_own_name(app, client):
+    """On the statement pool's connection the redeem's statement is prepared under a name
+    of its own the first time (`redeem/prepared.py`), not after psycopg's fifth execution
+    under one of psycopg's, and each form of it (idempotent or not) once."""
+    shop = Shop(client)
+    coupons = shop.coupons(4)
+    client.ok(_redeem(client, shop, coupons[0]["code"]), 201)
+    pool = _statement_pool(app)
+    with pool.connection() as connection:
+        assert _prepared_on(connection) == ["couponsvc_redeem_nnn_0"]
+    client.ok(_redeem(client, shop, coupons[1]["code"]), 201)
+    client.ok(_redeem(client, shop, coupons[2]["code"], "till-1"), 201)
+    problem(_redeem(client, shop, coupons[0]["code"], "till-2"), 409, "coupon_already_redeemed")
+    with pool.connection() as connection:
+        assert sorted(_prepared_on(connection)) == ["couponsvc_redeem_nnn_0", "couponsvc_redeem_nny_1"]
+
+
+@pytest.mark.config(DB_POOL_SIZE=1)
+def test_a_statement_the_server_forgot_is_prepared_again(app, client):
+    """`DISCARD ALL` on the connection (as a pooler's reset would) drops the prepared
+    statement; the next redeem prepares it again and is answered, once."""
+    shop = Shop(client)
+    first, second = shop.coupons(2)
+    client.ok(_redeem(client, shop, first["code"], "till-1"), 201)
+    pool = _statement_pool(app)
+    with pool.connection() as connection:
+        connection.execute("DISCARD ALL")
+        assert _prepared_on(connection) == []
+    body = client.ok(_redeem(client, shop, second["code"], "till-2"), 201)
+    assert body["coupon"]["code"] == second["code"] and body["coupon"]["uses_left"] == 0
+    with pool.connection() as connection:
+        assert _prepared_on(connection) == ["couponsvc_redeem_nny_0"]
+    redeemed = client.ok(client.get(f"redemptions?code={second['code']}", key=shop.manager))
+    assert [item["id"] for item in redeemed["data"]] == [body["id"]]

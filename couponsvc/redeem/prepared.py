@@ -1,0 +1,101 @@
+"""The redeem's statement run on a connection of the statement pool, through psycopg's
+libpq layer (`psycopg.pq`) rather than a cursor.
+
+A cursor's execution is general: it looks the query up among the connection's prepared
+statements, counts its executions towards preparing it, makes a transformer for the
+parameters and another for the result, and keeps the result for fetching. The redeem's
+statement is one of a few known texts, run on connections in autocommit
+(`statement_pool.py`), answered by at most one row: here it is prepared once per
+connection under a name of its own (`write.Compiled.name`), then executed by name with its
+parameters dumped, and its row loaded, by one psycopg `Transformer` per connection. That
+saves 9% of the redeem's instructions in the app (docs/benchmarks.md). Both libpq calls let
+go of the GIL while they wait for the server, as the cursor's did.
+
+Where the connection does not prepare statements (`COUPONSVC_DB_PREPARE=off`, behind
+PgBouncer in transaction mode), the statement is sent whole every time, unnamed, as the
+cursor sent it. A prepared statement the server no longer has (a `DISCARD ALL` on the
+connection) is prepared again and the statement run once more: it had not run. Errors
+are psycopg's own (`UniqueViolation` and the rest), made from the result as a cursor
+makes them; a broken connection then is thrown away by the pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.errors import InvalidSqlStatementName, error_from_result
+from psycopg.pq import ConnStatus, ExecStatus
+from psycopg.pq.abc import PGresult
+
+
+class _Session:
+    """What one connection keeps between statements: its transformer, and the statements
+    prepared on it, by name and parameter types (psycopg gives a small integer the type
+    `int2`, a larger one `int4`: each set of types is prepared apart, as psycopg does),
+    with the name the server knows each by."""
+
+    __slots__ = ("numbers", "prepared", "transformer")
+
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self.transformer = Transformer(connection)
+        self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.numbers = itertools.count()
+
+
+_SESSIONS: weakref.WeakKeyDictionary[psycopg.Connection, _Session] = weakref.WeakKeyDictionary()
+
+
+def first_row(connection: psycopg.Connection, name: bytes, query: bytes, params: Sequence[Any],
+              make_row: Callable[[Sequence[Any]], Any]) -> Any | None:
+    """Run `query` (prepared as `name`) with `params` on `connection`, in autocommit and
+    lent to this thread alone; its first row made by `make_row`, or None when it has none."""
+    session = _SESSIONS.get(connection)
+    if session is None:
+        session = _SESSIONS[connection] = _Session(connection)
+    transformer = session.transformer
+    dumped = transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
+    pgconn = connection.pgconn
+    if connection.prepare_threshold is None:
+        result = pgconn.exec_params(query, dumped, transformer.types)
+    else:
+        key = (name, tuple(transformer.types))
+        known = session.prepared.get(key) or _prepare(connection, session, key, query)
+        result = pgconn.exec_prepared(known, dumped)
+        if result.status == ExecStatus.FATAL_ERROR and _is_unknown_statement(connection, result):
+            known = _prepare(connection, session, key, query)
+            result = pgconn.exec_prepared(known, dumped)
+    if result.status != ExecStatus.TUPLES_OK:
+        raise _error(connection, result)
+    if not result.ntuples:
+        return None
+    transformer.set_pgresult(result)
+    return transformer.load_row(0, make_row)
+
+
+def _prepare(connection: psycopg.Connection, session: _Session,
+             key: tuple[bytes, tuple[int, ...]], query: bytes) -> bytes:
+    """Prepare `query` with the types of `key`; the name the server knows it by."""
+    name = session.prepared.pop(key, None) or b"%s_%d" % (key[0], next(session.numbers))
+    result = connection.pgconn.prepare(name, query, key[1])
+    if result.status != ExecStatus.COMMAND_OK:
+        raise _error(connection, result)
+    session.prepared[key] = name
+    return name
+
+
+def _is_unknown_statement(connection: psycopg.Connection, result: PGresult) -> bool:
+    return isinstance(_error(connection, result), InvalidSqlStatementName)
+
+
+def _error(connection: psycopg.Connection, result: PGresult) -> psycopg.Error:
+    """The error a cursor would raise for `result`: `OperationalError` when the connection
+    is lost (the pool then throws it away), else the error of the result's SQLSTATE."""
+    if connection.pgconn.status == ConnStatus.BAD:
+        message = connection.pgconn.error_message.decode(errors="replace").strip()
+        return psycopg.OperationalError(f"the connection was lost: {message}")
+    return error_from_result(result, encoding=connection.info.encoding)
