@@ -138,7 +138,12 @@ def _symbols(text: str) -> str:
 
 def display(code: str) -> str:
     """The code grouped for people, ``K7QM-3XPA-9RT2``; accepts any form `canonical` does."""
-    code = canonical(code)
+    return grouped(canonical(code))
+
+
+def grouped(code: str) -> str:
+    """A code already canonical (as stored) grouped for people, as `display` groups it,
+    without checking it again: a redeem's answer groups the code its statement returned."""
     return f"{code[:4]}-{code[4:8]}-{code[8:]}"
 
 

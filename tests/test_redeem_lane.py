@@ -190,6 +190,29 @@ def test_a_body_that_is_not_a_small_json_object_goes_to_flask(client, views):
 
 
 @postgresql_only
+def test_json_the_lanes_reader_refuses_or_reads_otherwise_is_flasks(client, views):
+    """The lane reads a body with orjson, Flask with the standard library. What orjson
+    refuses (a byte-order mark, NaN) or reads otherwise (an integer past 64 bits, as a
+    float) goes to Flask's view, which answers it as without the lane: the BOM's body is
+    redeemed there, the others refused by the schema."""
+    shop = Shop(client)
+    warm, with_bom, too_big, not_a_number = (c["code"] for c in shop.coupons(4))
+    client.ok(shop.redeem(warm), 201)
+    headers = {"Authorization": f"Bearer {shop.scanner}", "Content-Type": "application/json"}
+
+    def post(text: str):
+        return client.http.post("/api/v1/redemptions", data=text.encode(), headers=headers)
+
+    body = client.ok(post(f'\ufeff{{"code": "{with_bom}"}}'), 201)
+    assert body["coupon"]["code"] == with_bom
+    problem(post(f'{{"code": "{too_big}", "uses": {2**70}}}'), 422, "validation_error")
+    problem(post(f'{{"code": "{not_a_number}", "device_id": NaN}}'), 422, "validation_error")
+    assert views == [warm, with_bom, too_big, not_a_number]
+    for code in (too_big, not_a_number):
+        assert client.ok(client.get(f"coupons/{code}"))["status"] == "active"
+
+
+@postgresql_only
 def test_an_error_in_the_lane_is_answered_by_flasks_handlers_once(app, client, views, monkeypatch):
     shop = Shop(client)
     warm, code = (c["code"] for c in shop.coupons(2))

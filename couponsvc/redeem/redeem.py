@@ -99,7 +99,7 @@ def redeemed_from(snapshot: str) -> Redeemed:
 
 def _redeemed(row: dict[str, Any], redemption: dict[str, Any]) -> Redeemed:
     coupon = {
-        "code": row["code"], "display": codes.display(row["code"]), "status": row["status"],
+        "code": row["code"], "display": codes.grouped(row["code"]), "status": row["status"],
         "uses_total": row["uses_total"], "uses_left": row["uses_left"], "valid_from": row["valid_from"],
         "valid_until": row["valid_until"], "campaign_id": row["campaign_id"], "order_id": row["order_id"],
     }
