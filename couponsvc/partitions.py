@@ -18,7 +18,12 @@ has none. This module keeps them:
 Only partitions with these names are touched; DEFAULT is never emptied by retention.
 Every step runs in its own short transaction with a lock timeout: a DETACH needs the
 parent table to itself for a moment, and would otherwise queue the redeems behind a
-long query. On SQLite (plain tables) all of this does nothing.
+long query. And every step takes its locks first, in the order a redeem takes them
+(`_lock_in_the_redeems_order`): making, detaching or dropping a partition also locks the
+tables its foreign keys reference (`coupons` for `redemptions`), after the parent when
+left to PostgreSQL, while a redeem holds `coupons` (its UPDATE) before it asks for
+`redemptions` (its INSERT); the two deadlocked, and PostgreSQL could end the redeem.
+On SQLite (plain tables) all of this does nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ log = logging.getLogger(__name__)
 TABLES = {"redemptions": "redeemed_at", "redemption_attempts": "created_at",
           "events": "created_at", "deliveries": "created_at"}
 MONTHS_AHEAD = 3
+# The order a redeem's one statement locks the tables it writes (write.py: the coupon,
+# then its redemption, its event, its deliveries); integrations, which it only reads,
+# before deliveries, as the admin's enabling of an integration writes them.
+LOCK_ORDER = ("coupons", "redemptions", "redemption_attempts", "events", "integrations", "deliveries")
 KEPT_OPEN = ("pending", "failed", "held")  # a delivery that may still be sent
 LOCK_TIMEOUT = "5s"
 
@@ -106,6 +115,7 @@ def create_partition(session: Session, table: str, month: date, report: Report) 
     key, name = TABLES[table], partition_name(table, month)
     lower, upper = _bound(month), _bound(add_months(month, 1))
     in_range = f"{key} >= {lower} AND {key} < {upper}"
+    _lock_in_the_redeems_order(session, {table}, referenced="SHARE ROW EXCLUSIVE")  # the keys' triggers
     strays = session.execute(text(f"SELECT count(*) FROM {table}_default WHERE {in_range}")).scalar()
     if not strays:
         session.execute(text(f"CREATE TABLE {name} PARTITION OF {table} "
@@ -150,6 +160,7 @@ def _drop_outbox_month(session: Session, month: date, report: Report) -> None:
     detached = {}
 
     def detach() -> None:
+        _lock_in_the_redeems_order(session, set(parents), referenced="SHARE ROW EXCLUSIVE")
         for parent, name in parents.items():
             if name in months(session, parent).values():
                 session.execute(text(f"ALTER TABLE {parent} DETACH PARTITION {name}"))
@@ -193,6 +204,7 @@ def _drop_left_over(session: Session, first_kept: date, report: Report) -> None:
 
 
 def _detach_and_drop(session: Session, table: str, name: str) -> None:
+    _lock_in_the_redeems_order(session, {table}, referenced="ACCESS EXCLUSIVE")  # DROP drops the keys
     session.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
     session.execute(text(f"DROP TABLE {name}"))
     log.info("retention: dropped %s", name)
@@ -221,6 +233,22 @@ def _step(session: Session, report: Report, what: str, work) -> bool:
         return False
     session.commit()
     return True
+
+
+def _lock_in_the_redeems_order(session: Session, parents: set[str], *, referenced: str) -> None:
+    """Lock `parents` (ACCESS EXCLUSIVE, as their partitions' DDL does) and the tables
+    their foreign keys reference (`referenced`, the mode the DDL takes them in), all in
+    `LOCK_ORDER`, a table not in it first: never one the redeem holds while it waits for
+    one held here."""
+    found = session.execute(text(
+        "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid = ANY(CAST(:parents AS regclass[]))"),
+        {"parents": sorted(parents)}).scalars().all()
+    modes = {name: referenced for name in found if name not in parents}
+    modes.update(dict.fromkeys(parents, "ACCESS EXCLUSIVE"))
+    rank = {name: position for position, name in enumerate(LOCK_ORDER)}
+    for name in sorted(modes, key=lambda name: (rank.get(name, -1), name)):
+        session.execute(text(f"LOCK TABLE {name} IN {modes[name]} MODE"))
 
 
 def _quoted(values: tuple[str, ...]) -> str:

@@ -8,6 +8,8 @@ backends.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -257,6 +259,48 @@ def test_months_ahead_are_made_and_rows_of_a_month_without_one_wait_in_default(o
     # the moved partition has its parent's indexes, like one made empty
     assert len(_all(app, "SELECT indexname FROM pg_indexes WHERE tablename = :t",
                     t=partition_name("events", far))) == 5
+
+
+@postgresql_only
+def test_making_a_partition_waits_for_a_redeem_and_never_deadlocks_with_it(own_database, instance_path):
+    """A redeem locks `coupons` (its UPDATE) before `redemptions` (its INSERT). Making a
+    redemptions partition needs both (`coupons` for the foreign key's triggers); in the
+    DDL's own order, the parent first, it deadlocked with a redeem between its two steps,
+    and PostgreSQL could end the redeem. The upkeep now waits for `coupons` before it
+    takes the parent: the redeem commits, then the partitions are made."""
+    app = _migrate(own_database, instance_path, "head")
+    _seed(app, 0, rows=1)
+    later = datetime.combine(add_months(THIS_MONTH, 4), datetime.min.time(), UTC) + timedelta(days=2)
+    done: list = []
+    with psycopg.connect(own_database.replace("+psycopg", "")) as till:
+        till.execute("SET deadlock_timeout = '100ms'")  # a deadlock, if any, found at once
+        till.execute("UPDATE coupons SET seq = seq + 1 WHERE code = 'C1'")  # the redeem's first step
+        upkeep = threading.Thread(target=lambda: done.append(_upkeep(app, later, retention_months=0)))
+        upkeep.start()
+        try:
+            _wait_for_a_lock_wait(till, "coupons")
+            till.execute("INSERT INTO redemptions (id, coupon_code, campaign_id, merchant_id, store_id, "
+                         "api_key_id, uses, redeemed_at, scanned_at) "
+                         "VALUES ('red_till', 'C1', 'cmp_1', 'mer_1', 'sto_1', 'key_1', 1, now(), now())")
+            till.commit()
+        finally:
+            till.rollback()
+            upkeep.join(30)
+    assert done and done[0].partitions.kept == []
+    assert partition_name("redemptions", add_months(THIS_MONTH, 4)) in done[0].partitions.created
+    assert _all(app, "SELECT count(*) FROM redemptions WHERE id = 'red_till'") == [(1,)]
+
+
+def _wait_for_a_lock_wait(connection: psycopg.Connection, table: str) -> None:
+    """Until another session waits for a lock on `table` (the upkeep, behind the till)."""
+    for _ in range(300):
+        waiting = connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid() "
+            "AND relation = CAST(%s AS regclass)", (table,)).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing came to wait for {table}")
 
 
 # -- the purges (both backends) ---------------------------------------------------------------
