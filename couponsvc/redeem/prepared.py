@@ -22,7 +22,6 @@ makes them; a broken connection then is thrown away by the pool.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +33,9 @@ from psycopg.pq.abc import PGresult
 
 
 class _Session:
-    """What one connection keeps between statements: its transformer, and the statements
+    """What one connection keeps between statements, as an attribute of its own (a
+    dictionary keyed by connection, even a weak one, kept each connection alive: the
+    transformer refers to its connection): its transformer, and the statements
     prepared on it, by name and parameter types (psycopg gives a small integer the type
     `int2`, a larger one `int4`: each set of types is prepared apart, as psycopg does),
     with the name the server knows each by."""
@@ -47,16 +48,17 @@ class _Session:
         self.numbers = itertools.count()
 
 
-_SESSIONS: weakref.WeakKeyDictionary[psycopg.Connection, _Session] = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_couponsvc_statements"  # where a connection keeps its _Session
 
 
 def first_row(connection: psycopg.Connection, name: bytes, query: bytes, params: Sequence[Any],
               make_row: Callable[[Sequence[Any]], Any]) -> Any | None:
     """Run `query` (prepared as `name`) with `params` on `connection`, in autocommit and
     lent to this thread alone; its first row made by `make_row`, or None when it has none."""
-    session = _SESSIONS.get(connection)
-    if session is None:
-        session = _SESSIONS[connection] = _Session(connection)
+    session = getattr(connection, _ATTRIBUTE, None)
+    if session is None:  # kept on the connection: it goes when the pool lets the connection go
+        session = _Session(connection)
+        setattr(connection, _ATTRIBUTE, session)
     transformer = session.transformer
     dumped = transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
     pgconn = connection.pgconn

@@ -5,11 +5,15 @@ would commit statement by statement."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import psycopg
 import pytest
 from sqlalchemy import event, text
 
 from couponsvc.extensions import db
+from couponsvc.redeem.prepared import first_row
 from couponsvc.statement_pool import statement_pool
 from tests.factories import Shop, problem
 
@@ -155,3 +159,19 @@ def test_a_statement_the_server_forgot_is_prepared_again(app, client):
         assert _prepared_on(connection) == ["couponsvc_redeem_nny_0"]
     redeemed = client.ok(client.get(f"redemptions?code={second['code']}", key=shop.manager))
     assert [item["id"] for item in redeemed["data"]] == [body["id"]]
+
+
+def test_a_connection_let_go_is_not_kept_by_its_prepared_statements(app):
+    """What `prepared.first_row` keeps of a connection goes with it: a connection the pool
+    closes and lets go is freed, not held on to by that state."""
+    with app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = psycopg.connect(url, autocommit=True)
+    assert first_row(connection, b"couponsvc_test", b"SELECT $1::int + 1", [41], tuple) == (42,)
+    assert first_row(connection, b"couponsvc_test", b"SELECT $1::int + 1", [1], tuple) == (2,)
+    assert _prepared_on(connection) == ["couponsvc_test_0"]
+    gone = weakref.ref(connection)
+    connection.close()
+    del connection
+    gc.collect()
+    assert gone() is None
