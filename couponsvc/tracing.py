@@ -4,8 +4,9 @@ Unset (the default), nothing of OpenTelemetry is imported and every function her
 answers at once (`enabled()` is False). Set, `init_app` instruments:
 - Flask (a server span per request, named by its route; not /healthz, /readyz, /metrics),
 - SQL: on PostgreSQL psycopg (every cursor, SQLAlchemy's included, and the redeem's
-  one statement, sent on a `RawCursor` that the instrumentation's cursor factories do
-  not see: `_trace_raw_cursors`), on SQLite SQLAlchemy's engine,
+  one statement, sent on a `RawCursor` or through psycopg's libpq layer, which the
+  instrumentation's cursor factories do not see: `_trace_raw_cursors`), on SQLite
+  SQLAlchemy's engine,
 - requests (the deliveries' calls; the trace context goes out in `traceparent`),
 - redis (RQ, the drain locks, the channel limits).
 A job carries its request's trace context in its RQ meta (`carrier()`, by
@@ -102,25 +103,36 @@ def _instrument_libraries(app: Flask) -> None:
 
 
 def _trace_raw_cursors() -> None:
-    """A span around each statement of a psycopg `RawCursor` made directly (the redeem's
-    statement), which the psycopg instrumentation, working through the connection's
-    cursor factory, does not see. The statement's text is recorded, never its values."""
+    """A span around each statement psycopg's instrumentation, working through the
+    connection's cursor factory, does not see: a `RawCursor` made directly, and the
+    redeem's statement run through psycopg's libpq layer (`redeem/prepared.py`). The
+    statement's text is recorded, never its values."""
     import psycopg
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
+    from .redeem import prepared
+
     tracer = trace.get_tracer("couponsvc.sql")
-    execute = psycopg.RawCursor.execute
+
+    def span(query: str | bytes):
+        text = query.decode() if isinstance(query, bytes) else str(query)
+        return tracer.start_as_current_span(text.split(None, 1)[0] if text.strip() else "SQL",
+                                            kind=SpanKind.CLIENT,
+                                            attributes={"db.system": "postgresql", "db.statement": text})
+
+    execute, first_row = psycopg.RawCursor.execute, prepared.first_row
 
     def traced_execute(cursor, query, *args, **kwargs):
-        text = query if isinstance(query, str) else str(query)
-        with tracer.start_as_current_span(text.split(None, 1)[0] if text.strip() else "SQL",
-                                          kind=SpanKind.CLIENT,
-                                          attributes={"db.system": "postgresql",
-                                                      "db.statement": text}):
+        with span(query):
             return execute(cursor, query, *args, **kwargs)
 
+    def traced_first_row(connection, name, query, *args, **kwargs):
+        with span(query):
+            return first_row(connection, name, query, *args, **kwargs)
+
     psycopg.RawCursor.execute = traced_execute
+    prepared.first_row = traced_first_row
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -110,7 +110,7 @@ class RedeemLane:
     def _redeem(self, environ: dict, principal: Principal, body: bytes) -> till.Redeemed | None:
         """The redemption, or None for Flask to answer the request."""
         try:
-            parsed = orjson.loads(body)  # what fails here (a 2**64, NaN) Flask reads and answers
+            parsed = orjson.loads(body)  # refused here or by the schema (a BOM, NaN, past 64 bits): Flask's
             data = SCAN_IN.load(parsed) if isinstance(parsed, dict) else None
         except (ValueError, RecursionError, ValidationError):  # orjson's JSONDecodeError is a ValueError
             return None

@@ -126,8 +126,8 @@ def _redeemed_answer(done: till.Redeemed) -> Response:
 
 
 def redeemed_json(done: till.Redeemed) -> bytes:
-    """The 201's body as `jsonify` writes it (compact, non-ASCII as UTF-8, a newline
-    after), written by orjson: the standard library's encoder cost the redeem's lane 3% of
+    """The 201's body, compact with a newline after as `jsonify` lays it out, non-ASCII
+    as UTF-8, written by orjson: the standard library's encoder cost the redeem's lane 3% of
     its instructions in the app (docs/benchmarks.md). Also drawn by the redeem's lane
     (`redeem_lane.py`). The body holds strings, integers and None only, which both write
     alike (tests/api/test_redeem_answer.py)."""

@@ -14,14 +14,14 @@ go of the GIL while they wait for the server, as the cursor's did.
 Where the connection does not prepare statements (`COUPONSVC_DB_PREPARE=off`, behind
 PgBouncer in transaction mode), the statement is sent whole every time, unnamed, as the
 cursor sent it. A prepared statement the server no longer has (a `DISCARD ALL` on the
-connection) is prepared again and the statement run once more: it had not run. Errors
+connection) is prepared again under its name and the statement run once more: it had
+not run. Errors
 are psycopg's own (`UniqueViolation` and the rest), made from the result as a cursor
 makes them; a broken connection then is thrown away by the pool.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,17 +35,16 @@ from psycopg.pq.abc import PGresult
 class _Session:
     """What one connection keeps between statements, as an attribute of its own (a
     dictionary keyed by connection, even a weak one, kept each connection alive: the
-    transformer refers to its connection): its transformer, and the statements
-    prepared on it, by name and parameter types (psycopg gives a small integer the type
-    `int2`, a larger one `int4`: each set of types is prepared apart, as psycopg does),
-    with the name the server knows each by."""
+    transformer refers to its connection): its transformer, and the names the server
+    knows its prepared statements by, by statement and parameter types (psycopg gives a
+    small integer the type `int2`, a larger one `int4`: each set of types is prepared
+    apart, as psycopg does)."""
 
-    __slots__ = ("numbers", "prepared", "transformer")
+    __slots__ = ("prepared", "transformer")
 
     def __init__(self, connection: psycopg.Connection) -> None:
         self.transformer = Transformer(connection)
         self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
-        self.numbers = itertools.count()
 
 
 _ATTRIBUTE = "_couponsvc_statements"  # where a connection keeps its _Session
@@ -61,15 +60,19 @@ def first_row(connection: psycopg.Connection, name: bytes, query: bytes, params:
         setattr(connection, _ATTRIBUTE, session)
     transformer = session.transformer
     dumped = transformer.dump_sequence(params, [PyFormat.TEXT] * len(params))
+    types = tuple(transformer.types)
     pgconn = connection.pgconn
     if connection.prepare_threshold is None:
-        result = pgconn.exec_params(query, dumped, transformer.types)
+        result = pgconn.exec_params(query, dumped, types)
     else:
-        key = (name, tuple(transformer.types))
-        known = session.prepared.get(key) or _prepare(connection, session, key, query)
+        known = session.prepared.get((name, types))
+        if known is None:  # numbered in the order prepared: a failed PREPARE takes no number
+            known = b"%s_%d" % (name, len(session.prepared))
+            _prepare(connection, known, query, types)
+            session.prepared[name, types] = known
         result = pgconn.exec_prepared(known, dumped)
         if result.status == ExecStatus.FATAL_ERROR and _is_unknown_statement(connection, result):
-            known = _prepare(connection, session, key, query)
+            _prepare(connection, known, query, types)  # the server forgot it: again, same name
             result = pgconn.exec_prepared(known, dumped)
     if result.status != ExecStatus.TUPLES_OK:
         raise _error(connection, result)
@@ -79,15 +82,10 @@ def first_row(connection: psycopg.Connection, name: bytes, query: bytes, params:
     return transformer.load_row(0, make_row)
 
 
-def _prepare(connection: psycopg.Connection, session: _Session,
-             key: tuple[bytes, tuple[int, ...]], query: bytes) -> bytes:
-    """Prepare `query` with the types of `key`; the name the server knows it by."""
-    name = session.prepared.pop(key, None) or b"%s_%d" % (key[0], next(session.numbers))
-    result = connection.pgconn.prepare(name, query, key[1])
+def _prepare(connection: psycopg.Connection, name: bytes, query: bytes, types: tuple[int, ...]) -> None:
+    result = connection.pgconn.prepare(name, query, types)
     if result.status != ExecStatus.COMMAND_OK:
         raise _error(connection, result)
-    session.prepared[key] = name
-    return name
 
 
 def _is_unknown_statement(connection: psycopg.Connection, result: PGresult) -> bool:

@@ -16,7 +16,7 @@ Two forms of the same writes, both built from that Core:
   sent straight through psycopg (SQLAlchemy's execution context cost more than the
   statement): on a connection of the statement pool, prepared under a name of its own
   and run through psycopg's libpq layer (`prepared.py`); on the session's connection,
-  inside its transaction, or while traces are recorded, through a `RawCursor`.
+  inside its transaction, through a `RawCursor`.
 - SQLite cannot modify data inside a CTE and runs the same writes as statements in one
   transaction (`emit` fans out), where the caller's `unit_of_work` stores the answer.
 
@@ -69,7 +69,6 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from .. import tracing
 from ..models import (
     ApiKey,
     Campaign,
@@ -85,7 +84,7 @@ from ..outbox import payload
 from ..outbox.emit import emit, insert_events
 from ..outbox.fanout import announce, insert_deliveries
 from ..timeutil import to_utc
-from .prepared import first_row
+from . import prepared
 
 SNAPSHOT = "redemption"  # the renderer of the answers this statement stores
 
@@ -221,9 +220,9 @@ def _postgresql(session: Session, w: Write, raw: psycopg.Connection):
     values = _params(w)
     params = [values[name] for name in statement.names]
     try:
-        if raw.autocommit and not tracing.enabled():  # a connection of the statement pool
-            row = first_row(raw, statement.name, statement.query, params, statement.row._make)
-        else:  # the session's, in its transaction (or a span to record around the statement)
+        if raw.autocommit:  # a connection of the statement pool
+            row = prepared.first_row(raw, statement.name, statement.query, params, statement.row._make)
+        else:  # the session's, in its transaction
             with RawCursor(raw, row_factory=statement.rows) as cursor:
                 row = cursor.execute(statement.query, params).fetchone()
     except UniqueViolation as error:

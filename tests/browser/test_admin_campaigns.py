@@ -189,8 +189,11 @@ def test_the_campaign_pages_figures_follow_the_sales_until_the_session_ends(app,
 
     page.context.clear_cookies()
     # until htmx has finished with a 401 (`htmx:finally:request` comes after its swap, or none)
-    page.evaluate("""() => new Promise(done => document.addEventListener('htmx:finally:request',
-        event => { if (event.detail.ctx.response?.status === 401) done(); }))""")
+    page.evaluate("""() => new Promise((done, fail) => {
+        setTimeout(() => fail(new Error('no 401 within 30 s')), 30000);
+        document.addEventListener('htmx:finally:request',
+            event => { if (event.detail.ctx.response?.status === 401) done(); });
+    })""")
     assert page.locator('#campaign-figures [data-figure="sold"]').inner_text() == "3"
     assert page.get_by_label(words["password"], exact=True).count() == 0
     assert page.get_by_role("heading", name="牛肉面双人餐").count() == 1
